@@ -1,0 +1,25 @@
+"""segenc: segment-parallel H.264 ladder encoding.
+
+probe -> plan -> split -> encode (N chunks, in parallel) -> concat -> package.
+"""
+
+from .errors import (CorruptInputError, EncodeError, InputError, IntegrityError, JobCancelled, JobFailed,
+                     LimitExceededError, NotAVideoError, SegencError, StorageError, UnsupportedInputError)
+from .model import (DEFAULT_LADDER, ChunkResult, ChunkSpec, EncodeResult, MediaInfo, Plan, Rendition,
+                    RenditionResult, Segment)
+from .pipeline import encode, encode_chunk, finish, prepare
+from .probe import probe
+from .progress import ProgressEvent, Tracker
+from .runners.local import LocalRunner
+from .settings import Limits, Settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "encode", "probe", "prepare", "encode_chunk", "finish",
+    "Settings", "Limits", "LocalRunner", "Tracker", "ProgressEvent",
+    "MediaInfo", "Plan", "Segment", "Rendition", "ChunkSpec", "ChunkResult", "EncodeResult", "RenditionResult",
+    "DEFAULT_LADDER",
+    "SegencError", "InputError", "NotAVideoError", "UnsupportedInputError", "CorruptInputError",
+    "LimitExceededError", "EncodeError", "IntegrityError", "StorageError", "JobFailed", "JobCancelled",
+]

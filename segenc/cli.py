@@ -1,0 +1,152 @@
+"""Command line: ``segenc encode`` and ``segenc probe``.
+
+Exit status: 0 success, 2 bad input (one ``error:`` line on stderr), 1 any other failure,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from .errors import InputError, SegencError
+from .model import DEFAULT_LADDER, RUNGS
+from .progress import ProgressEvent, Tracker
+from .settings import X264_PRESETS, Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        return _fail(str(exc), 2)
+    except SegencError as exc:
+        return _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+
+
+def _fail(msg: str, code: int) -> int:
+    sys.stderr.write(f"error: {' '.join(msg.split())}\n")
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="segenc", description="Segment-parallel H.264 ladder encoder.")
+    sub = p.add_subparsers(dest="command", required=True)
+    e = sub.add_parser("encode", help="encode a video to an H.264 ladder",
+                       description="Encode INPUT to OUT_DIR/<quality>.mp4 for each rung, plus manifest.json.")
+    e.add_argument("input")
+    e.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="output directory")
+    e.add_argument("--ladder", default=",".join(DEFAULT_LADDER), type=_ladder,
+                   help=f"comma-separated rungs (default %(default)s; known: {','.join(RUNGS)})")
+    e.add_argument("--chunk-seconds", type=float, default=None, help="target segment length in seconds (default 10)")
+    e.add_argument("--workers", type=int, default=None, help="local worker processes (default: all cores)")
+    e.add_argument("--preset", choices=X264_PRESETS, default=None, help="x264 preset (default veryfast)")
+    e.add_argument("--crf", type=int, default=None, help="x264 CRF, 0-51 (default 23)")
+    e.add_argument("--broker", default=None, metavar="REDIS_URL",
+                   help="run the chunks on Celery workers through this Redis instead of locally")
+    e.add_argument("--storage", default=None, metavar="DIR",
+                   help="with --broker: the storage root shared with the workers")
+    e.add_argument("--quiet", action="store_true", help="no progress output")
+    e.set_defaults(func=_encode)
+    pr = sub.add_parser("probe", help="print what segenc sees in a file, as JSON")
+    pr.add_argument("input")
+    pr.set_defaults(func=_probe)
+    return p
+
+
+def _ladder(text: str) -> tuple[str, ...]:
+    rungs = tuple(q.strip() for q in text.split(",") if q.strip())
+    bad = [q for q in rungs if q not in RUNGS]
+    if bad or not rungs:
+        raise argparse.ArgumentTypeError(f"unknown rung(s) {', '.join(bad) or text!r}; known: {', '.join(RUNGS)}")
+    return rungs
+
+
+def _probe(args) -> int:
+    from .probe import probe
+
+    print(json.dumps(probe(args.input).summary(), indent=2))
+    return 0
+
+
+def _encode(args) -> int:
+    from .pipeline import encode
+
+    try:
+        settings = Settings().with_(preset=args.preset, crf=args.crf, chunk_seconds=args.chunk_seconds)
+    except ValueError as exc:
+        return _fail(str(exc), 2)
+    runner = None
+    if args.broker:
+        from .runners.celery import CeleryRunner
+
+        if not args.storage:
+            return _fail("--broker needs --storage DIR: the storage root the workers share", 2)
+        runner = CeleryRunner(args.broker, args.storage)
+    bar = None if args.quiet else ProgressBar(sys.stderr)
+    result = encode(args.input, args.out, args.ladder, workers=args.workers, settings=settings,
+                    on_progress=bar, runner=runner)
+    if bar:
+        bar.close()
+    for r in result.renditions:
+        print(f"{os.path.join(result.out_dir, r.path)}  {r.width}x{r.height}  {r.frames} frames  "
+              f"{r.bytes / 1e6:.2f} MB  {r.bitrate / 1000:.0f} kb/s")
+    print(f"{result.manifest}  ({result.timings.get('total', 0):.1f} s)")
+    return 0
+
+
+class ProgressBar:
+    """One bar per rendition with fps and ETA, redrawn in place on a TTY; quiet lines otherwise."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.tracker: Tracker | None = None
+        self.lines = 0
+        self.last = 0.0
+        self.stage = None
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        if self.tracker is None:
+            self.tracker = Tracker(job_id=ev.job_id)
+        self.tracker.update(ev)
+        now = time.monotonic()
+        if ev.kind == "stage" and ev.stage != self.stage:
+            self.stage = ev.stage
+            if not self.tty:
+                self.stream.write(f"segenc: {ev.stage}\n")
+            self._draw(force=True)
+        elif self.tty and now - self.last > 0.1:
+            self._draw()
+            self.last = now
+
+    def _draw(self, force: bool = False) -> None:
+        if not self.tty or self.tracker is None:
+            return
+        snap = self.tracker.snapshot()
+        rows = [f"{snap['stage']:<14}"]
+        for name, r in snap["renditions"].items():
+            frac = r["progress"]
+            fill = int(frac * 30)
+            rows.append(f"  {name:>6} [{'#' * fill}{'.' * (30 - fill)}] {frac * 100:5.1f}%  "
+                        f"{r['frames_done']}/{r['frames_total']}")
+        fps = f"{snap['fps']:.0f} fps" if snap["fps"] else ""
+        eta = f"ETA {int(snap['eta']) // 60}:{int(snap['eta']) % 60:02d}" if snap["eta"] is not None else ""
+        rows[0] += f" {fps:>10}  {eta}"
+        out = ("\x1b[F" * self.lines) + "".join(f"\x1b[2K{r}\n" for r in rows)
+        self.lines = len(rows)
+        self.stream.write(out)
+        self.stream.flush()
+
+    def close(self) -> None:
+        self._draw(force=True)
+
+
+def entry() -> None:
+    sys.exit(main())

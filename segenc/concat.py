@@ -1,0 +1,105 @@
+"""concat: one rendition's chunk files (+ the audio track) -> one MP4.
+
+Video goes through FFmpeg's concat demuxer (stream copy) with a generated list of relative names
+(``safe=1``) and an exact ``duration`` per chunk taken from the plan, so seams land on the
+source's timestamps. The single AAC track is interleaved in the same pass; ``+faststart`` moves
+the index to the front. The result is checked (frame count, monotonic DTS) before it is renamed
+into place.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from .errors import IntegrityError
+from .model import ChunkSpec
+from .storage import atomic_path, resolve
+
+
+def concat(chunks: list[ChunkSpec], root: str | os.PathLike, out: Path, audio: str | None = None) -> dict:
+    """Stitch ``chunks`` (in order) into ``out``; returns the validated stream facts."""
+    files = [resolve(root, c.output) for c in chunks]
+    folder = files[0].parent
+    for c, f in zip(chunks, files):
+        if f.parent != folder:
+            raise IntegrityError(f"chunk {c.chunk_id} is not beside its siblings in {folder}")
+        if not f.exists() or f.stat().st_size == 0:
+            raise IntegrityError(f"chunk {c.chunk_id} is missing ({c.output}); refusing to concat partial results")
+    listing = folder / "concat.txt"
+    lines = ["ffconcat version 1.0"]
+    for c, f in zip(chunks, files):
+        lines.append(f"file '{f.name}'")
+        lines.append(f"duration {c.duration:.9f}")
+    listing.write_text("\n".join(lines) + "\n")
+    expected = sum(c.frames for c in chunks)
+    with atomic_path(out) as tmp:
+        _mux(listing, resolve(root, audio) if audio else None, tmp)
+        facts = validate(tmp, expected)
+    return facts
+
+
+def _mux(listing: Path, audio: Path | None, tmp: Path) -> None:
+    opts = {"safe": "1", "protocol_whitelist": "file", "format_whitelist": "concat,mpegts"}
+    with av.open(str(listing), "r", format="concat", container_options=opts) as vin, \
+            av.open(str(tmp), "w", format="mp4", container_options={"movflags": "+faststart"}) as oc:
+        vst = vin.streams.video[0]
+        ov = oc.add_stream_from_template(vst)
+        ov.time_base = Fraction(1, 90000)
+        inputs = [(vin, vst, ov)]
+        ain = None
+        if audio is not None:
+            ain = av.open(str(audio), "r", format="mp4", container_options={"protocol_whitelist": "file"})
+            ast = ain.streams.audio[0]
+            oa = oc.add_stream_from_template(ast)
+            inputs.append((ain, ast, oa))
+        try:
+            _interleave(inputs, oc)
+        finally:
+            if ain is not None:
+                ain.close()
+
+
+def _interleave(inputs, oc) -> None:
+    """Copy packets from several inputs, always taking the one with the earliest DTS next."""
+    its = [(c.demux(s), o) for c, s, o in inputs]
+    heads: list = [next(it, None) for it, _ in its]
+    while True:
+        live = [(float(p.dts * p.time_base), i) for i, p in enumerate(heads) if p is not None and p.dts is not None]
+        flush = [i for i, p in enumerate(heads) if p is not None and p.dts is None]
+        for i in flush:  # demuxer flush packets carry no data
+            heads[i] = next(its[i][0], None)
+        if flush:
+            continue
+        if not live:
+            return
+        _, i = min(live)
+        pkt = heads[i]
+        pkt.stream = its[i][1]
+        oc.mux(pkt)
+        heads[i] = next(its[i][0], None)
+
+
+def validate(path: Path, expected_frames: int) -> dict:
+    """Count video packets, check DTS is strictly increasing, measure durations."""
+    with av.open(str(path), "r", format="mp4") as c:
+        vs = c.streams.video[0]
+        frames = 0
+        last = None
+        end = 0
+        for pkt in c.demux(vs):
+            if pkt.size == 0 or pkt.dts is None:
+                continue
+            if last is not None and pkt.dts <= last:
+                raise IntegrityError(f"{path.name}: video timestamps are not monotonic at packet {frames}")
+            last = pkt.dts
+            frames += 1
+            end = max(end, pkt.pts + (pkt.duration or 0))
+        duration = float(end * vs.time_base) - float((vs.start_time or 0) * vs.time_base)
+        width, height = vs.codec_context.width, vs.codec_context.height
+    if frames != expected_frames:
+        raise IntegrityError(f"{path.name}: {frames} frames after concat, expected {expected_frames}")
+    return {"frames": frames, "duration": duration, "width": width, "height": height}

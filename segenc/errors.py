@@ -1,0 +1,60 @@
+"""Every error segenc raises on purpose.
+
+    SegencError                      root: catch this to catch everything below
+    +-- InputError (ValueError)      the input file is at fault; CLI exit 2, HTTP 415/422
+    |   +-- NotAVideoError           not a media file, or no video stream in it
+    |   +-- UnsupportedInputError    a container/codec we refuse (HLS playlists, ffconcat, ...)
+    |   +-- CorruptInputError        truncated or undecodable data
+    |   +-- LimitExceededError       resolution, fps, duration, streams or frames over a limit
+    +-- EncodeError                  a chunk, the audio track or the concat failed
+    |   +-- IntegrityError           an output failed validation (frame count, timestamps)
+    +-- StorageError (ValueError)    a path escaped the storage root, or a file is missing
+    +-- JobFailed                    a distributed job ended in failure (names the chunk)
+    +-- JobCancelled                 a job was cancelled before it finished
+"""
+
+from __future__ import annotations
+
+
+class SegencError(Exception):
+    """Root of every error segenc raises on purpose."""
+
+
+class InputError(SegencError, ValueError):
+    """The input file is at fault (the caller can fix it by giving another file)."""
+
+
+class NotAVideoError(InputError):
+    pass
+
+
+class UnsupportedInputError(InputError):
+    pass
+
+
+class CorruptInputError(InputError):
+    pass
+
+
+class LimitExceededError(InputError):
+    pass
+
+
+class EncodeError(SegencError):
+    pass
+
+
+class IntegrityError(EncodeError):
+    pass
+
+
+class StorageError(SegencError, ValueError):
+    pass
+
+
+class JobFailed(SegencError):
+    pass
+
+
+class JobCancelled(SegencError):
+    pass

@@ -1,0 +1,218 @@
+"""Units of work and their results.
+
+Everything that crosses a process boundary is a frozen dataclass with ``to_dict``/``from_dict``
+so it can travel as JSON (never pickle). Paths inside specs are relative to a storage root.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Literal
+
+from .settings import Settings
+
+# Ladder rungs by their short side: "720p" is 1280x720 landscape or 720x1280 portrait.
+RUNGS: dict[str, int] = {"240p": 240, "360p": 360, "480p": 480, "720p": 720, "1080p": 1080, "1440p": 1440, "2160p": 2160}
+DEFAULT_LADDER = ("480p", "720p", "1080p")
+
+
+class _Json:
+    """Mixin: dataclass <-> plain dict. Nested dataclasses declare themselves in ``_nested``."""
+
+    _nested: dict[str, Any] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            if hasattr(v, "to_dict"):
+                v = v.to_dict()
+            elif isinstance(v, tuple):
+                v = [x.to_dict() if hasattr(x, "to_dict") else x for x in v]
+            out[f.name] = v
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        kw: dict[str, Any] = {}
+        names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        for k, v in d.items():
+            if k not in names:
+                continue
+            sub = cls._nested.get(k)
+            if sub is not None and v is not None:
+                v = tuple(sub.from_dict(x) for x in v) if isinstance(v, list) else sub.from_dict(v)
+            elif isinstance(v, list):
+                v = tuple(v)
+            kw[k] = v
+        return cls(**kw)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True)
+class Rendition(_Json):
+    name: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class MediaInfo(_Json):
+    """What probe found. ``frame_pts`` are presentation times (zero-based, in ``time_base``)."""
+
+    path: str
+    container: str
+    codec: str
+    pix_fmt: str
+    bit_depth: int
+    width: int
+    height: int
+    display_width: int
+    display_height: int
+    rotation: int
+    sar: str
+    time_base: str
+    fps: float
+    frame_rate: str
+    vfr: bool
+    frames: int
+    duration: float
+    start_time: float
+    start_pts: int
+    keyframes: tuple[int, ...]
+    frame_pts: tuple[int, ...]
+    streams: int
+    has_audio: bool
+    audio_codec: str | None = None
+    audio_sample_rate: int | None = None
+    audio_channels: int | None = None
+    audio_duration: float | None = None
+    size: int = 0
+
+    @property
+    def tb(self) -> Fraction:
+        return Fraction(self.time_base)
+
+    def summary(self) -> dict[str, Any]:
+        """The user-facing view: everything but the per-frame tables."""
+        d = self.to_dict()
+        d.pop("frame_pts")
+        d["keyframes"] = len(self.keyframes)
+        return d
+
+
+@dataclass(frozen=True)
+class Segment(_Json):
+    """Frames ``[first_frame, end_frame)`` of the source, decodable from ``key_frame``."""
+
+    index: int
+    first_frame: int
+    end_frame: int
+    key_frame: int
+    path: str
+
+    @property
+    def frames(self) -> int:
+        return self.end_frame - self.first_frame
+
+
+@dataclass(frozen=True)
+class ChunkSpec(_Json):
+    """One task of the chord header: a segment x rendition encode, or the audio track."""
+
+    job_id: str
+    chunk_id: str
+    kind: Literal["video", "audio"]
+    source: str
+    output: str
+    settings: Settings
+    rendition: Rendition | None = None
+    segment: int = -1
+    time_base: str = "1/1"
+    key_pts: int = 0
+    frame_pts: tuple[int, ...] = ()
+    rotation: int = 0
+    duration: float = 0.0
+    cost: float = 0.0
+
+    _nested = {"settings": Settings, "rendition": Rendition}
+
+    @property
+    def frames(self) -> int:
+        return len(self.frame_pts)
+
+
+@dataclass(frozen=True)
+class ChunkResult(_Json):
+    chunk_id: str
+    output: str
+    frames: int
+    bytes: int
+    seconds: float
+    worker: str
+
+
+@dataclass(frozen=True)
+class Plan(_Json):
+    """The whole job, decided before any encoding: pure function of MediaInfo x ladder x settings."""
+
+    job_id: str
+    info: MediaInfo
+    settings: Settings
+    renditions: tuple[Rendition, ...]
+    segments: tuple[Segment, ...]
+    chunks: tuple[ChunkSpec, ...]
+    audio: ChunkSpec | None
+    workdir: str
+    audio_source: str | None
+
+    _nested = {"info": MediaInfo, "settings": Settings, "renditions": Rendition, "segments": Segment,
+               "chunks": ChunkSpec, "audio": ChunkSpec}
+
+    def tasks(self) -> tuple[ChunkSpec, ...]:
+        """Every chord-header task, most expensive first (longest-processing-time scheduling)."""
+        tasks = list(self.chunks) + ([self.audio] if self.audio else [])
+        return tuple(sorted(tasks, key=lambda c: -c.cost))
+
+    def chunks_of(self, rendition: str) -> list[ChunkSpec]:
+        return sorted((c for c in self.chunks if c.rendition and c.rendition.name == rendition), key=lambda c: c.segment)
+
+
+@dataclass(frozen=True)
+class RenditionResult(_Json):
+    name: str
+    path: str
+    width: int
+    height: int
+    frames: int
+    duration: float
+    bytes: int
+    bitrate: int
+
+
+@dataclass(frozen=True)
+class EncodeResult(_Json):
+    out_dir: str
+    manifest: str
+    source: dict[str, Any]
+    renditions: tuple[RenditionResult, ...]
+    segments: int
+    chunk_seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    _nested = {"renditions": RenditionResult}
+
+    def rendition(self, name: str) -> RenditionResult:
+        for r in self.renditions:
+            if r.name == name:
+                return r
+        raise KeyError(name)

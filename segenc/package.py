@@ -1,0 +1,45 @@
+"""package: validated rendition files -> the output directory and manifest.json, atomically.
+
+Every file appears at its final path only when complete (temp name + ``os.replace``); the
+manifest is written last, so its presence means the whole ladder is there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .model import EncodeResult, Plan, RenditionResult
+from .storage import atomic_path
+
+
+def package(plan: Plan, out_dir: Path, facts: dict[str, dict], staged: dict[str, Path],
+            timings: dict[str, float]) -> EncodeResult:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rends = []
+    for r in plan.renditions:
+        final = out_dir / f"{r.name}.mp4"
+        os.replace(staged[r.name], final)
+        f = facts[r.name]
+        size = final.stat().st_size
+        rends.append(RenditionResult(
+            name=r.name, path=final.name, width=f["width"], height=f["height"], frames=f["frames"],
+            duration=round(f["duration"], 6), bytes=size,
+            bitrate=int(size * 8 / f["duration"]) if f["duration"] else 0,
+        ))
+    info = plan.info
+    source = {k: getattr(info, k) for k in ("duration", "fps", "width", "height", "display_width", "display_height",
+                                            "codec", "pix_fmt", "has_audio", "frames", "vfr", "rotation")}
+    result = EncodeResult(
+        out_dir=str(out_dir), manifest=str(out_dir / "manifest.json"), source=source, renditions=tuple(rends),
+        segments=len(plan.segments), chunk_seconds=plan.settings.chunk_seconds, timings=dict(timings),
+    )
+    doc = result.to_dict()
+    doc.pop("out_dir")
+    doc.pop("manifest")
+    doc["job_id"] = plan.job_id
+    doc["settings"] = {"preset": plan.settings.preset, "crf": plan.settings.crf}
+    with atomic_path(out_dir / "manifest.json") as tmp:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    return result

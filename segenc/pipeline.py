@@ -1,0 +1,158 @@
+"""The pipeline: probe -> plan -> split -> encode (N chunks, in parallel) -> concat -> package.
+
+Three entry points line up with a Celery chord: ``prepare`` (probe, plan, split), ``encode_chunk``
+(the chord header: one task per segment x rendition, plus the audio track) and ``finish`` (concat
+and package: the chord body). ``encode`` chains them through a Runner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from .audio import encode_audio
+from .concat import concat
+from .encode import encode_video_chunk
+from .errors import IntegrityError
+from .model import DEFAULT_LADDER, ChunkResult, ChunkSpec, EncodeResult, Plan
+from .plan import plan as make_plan
+from .probe import probe
+from .progress import ProgressEvent, Reporter, null_reporter, plan_totals
+from .settings import Settings
+from .split import split
+from .storage import atomic_path, resolve, temp_name
+
+PLAN_FILE = "plan.json"
+TIMINGS_FILE = "timings.json"
+
+
+def prepare(source: str | os.PathLike, root: str | os.PathLike, *, job_id: str | None = None,
+            ladder=DEFAULT_LADDER, settings: Settings | None = None, workdir: str | None = None,
+            report: Reporter = null_reporter) -> Plan:
+    """Probe, plan and split ``source``; segments and ``plan.json`` land under ``root/workdir``."""
+    settings = settings or Settings()
+    job_id = job_id or str(uuid.uuid4())
+    workdir = workdir or f"work/{job_id}"
+    t = time.perf_counter()
+    report(ProgressEvent(job_id, "stage", stage="probing"))
+    info = probe(source, settings.limits)
+    t_probe = time.perf_counter()
+    plan = make_plan(info, ladder, settings, job_id=job_id, workdir=workdir)
+    t_plan = time.perf_counter()
+    report(ProgressEvent(job_id, "planned", totals=plan_totals(plan)))
+    report(ProgressEvent(job_id, "stage", stage="splitting"))
+    split(source, plan, root)
+    t_split = time.perf_counter()
+    save_plan(plan, root)
+    _save_timings(root, plan, {"probe": t_probe - t, "plan": t_plan - t_probe, "split": t_split - t_plan})
+    return plan
+
+
+def encode_chunk(spec: ChunkSpec, root: str | os.PathLike, report: Reporter = null_reporter) -> ChunkResult:
+    """One chord-header task: a video chunk of one rendition, or the audio track."""
+    if spec.kind == "audio":
+        return encode_audio(spec, root, report)
+    return encode_video_chunk(spec, root, report)
+
+
+def finish(plan: Plan, results: list[ChunkResult], root: str | os.PathLike, out_dir: str | os.PathLike,
+           report: Reporter = null_reporter) -> EncodeResult:
+    """The chord body: check every chunk, concat each rendition, package atomically."""
+    out_dir = Path(out_dir)
+    report(ProgressEvent(plan.job_id, "stage", stage="concatenating"))
+    t = time.perf_counter()
+    by_id = {r.chunk_id: r for r in results}
+    for spec in plan.tasks():
+        r = by_id.get(spec.chunk_id)
+        if r is None:
+            raise IntegrityError(f"chunk {spec.chunk_id} has no result; refusing to concat partial results")
+        if spec.kind == "video" and r.frames != spec.frames:
+            raise IntegrityError(f"chunk {spec.chunk_id} has {r.frames} frames, expected {spec.frames}")
+        if not resolve(root, spec.output).exists():
+            raise IntegrityError(f"chunk {spec.chunk_id}: {spec.output} is missing")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staged: dict[str, Path] = {}
+    facts: dict[str, dict] = {}
+    try:
+        for r in plan.renditions:
+            staged[r.name] = temp_name(out_dir / f"{r.name}.mp4")
+            facts[r.name] = concat(plan.chunks_of(r.name), root, staged[r.name],
+                                   plan.audio.output if plan.audio else None)
+        timings = _load_timings(root, plan)
+        timings["concat"] = time.perf_counter() - t
+        result = _package(plan, out_dir, facts, staged, timings)
+    finally:
+        for p in staged.values():
+            if p.exists():
+                p.unlink()
+    report(ProgressEvent(plan.job_id, "stage", stage="done"))
+    return result
+
+
+def encode(source: str | os.PathLike, out_dir: str | os.PathLike, ladder=DEFAULT_LADDER, *,
+           chunk_seconds: float | None = None, workers: int | None = None, on_progress: Reporter | None = None,
+           settings: Settings | None = None, runner=None) -> EncodeResult:
+    """Encode ``source`` to an H.264 ladder in ``out_dir`` (``<quality>.mp4`` + ``manifest.json``)."""
+    from .runners.local import LocalRunner
+
+    t = time.perf_counter()
+    settings = (settings or Settings()).with_(chunk_seconds=chunk_seconds)
+    runner = runner or LocalRunner(workers)
+    report = on_progress or null_reporter
+    out_dir = Path(out_dir).absolute()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    root = runner.work_root(out_dir)
+    job_id = str(uuid.uuid4())
+    if root is None:
+        root = Path(tempfile.mkdtemp(prefix=".segenc-", dir=out_dir.parent))
+        workdir = "job"
+    else:
+        workdir = f"work/{job_id}"
+    try:
+        try:
+            plan = prepare(source, root, job_id=job_id, ladder=tuple(ladder), settings=settings,
+                           workdir=workdir, report=report)
+            report(ProgressEvent(plan.job_id, "stage", stage="encoding"))
+            result = runner.execute(plan, root, out_dir, report)
+        except Exception as exc:
+            report(ProgressEvent(job_id, "stage", stage="failed", message=str(exc)))
+            raise
+        result.timings["total"] = time.perf_counter() - t
+        return result
+    finally:
+        shutil.rmtree(resolve(root, workdir), ignore_errors=True)
+        if workdir == "job":
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def save_plan(plan: Plan, root: str | os.PathLike) -> Path:
+    path = resolve(root, f"{plan.workdir}/{PLAN_FILE}")
+    with atomic_path(path) as tmp:
+        tmp.write_text(plan.to_json())
+    return path
+
+
+def load_plan(root: str | os.PathLike, workdir: str) -> Plan:
+    return Plan.from_json(resolve(root, f"{workdir}/{PLAN_FILE}").read_text())
+
+
+def _save_timings(root, plan: Plan, timings: dict) -> None:
+    resolve(root, f"{plan.workdir}/{TIMINGS_FILE}").write_text(json.dumps(timings))
+
+
+def _load_timings(root, plan: Plan) -> dict:
+    try:
+        return json.loads(resolve(root, f"{plan.workdir}/{TIMINGS_FILE}").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _package(plan, out_dir, facts, staged, timings):
+    from .package import package
+
+    return package(plan, out_dir, facts, staged, timings)

@@ -1,0 +1,123 @@
+"""plan: MediaInfo x ladder x settings -> Plan. Pure: no I/O.
+
+Segments are cut at keyframes when one lies near the target length; when keyframes are far
+apart (a 60 s GOP) a segment is cut between keyframes and decodes from the previous keyframe,
+so every worker still gets work. Renditions above the source's short side are dropped.
+"""
+
+from __future__ import annotations
+
+import bisect
+from fractions import Fraction
+
+from .model import RUNGS, ChunkSpec, MediaInfo, Plan, Rendition, Segment
+from .settings import Settings
+
+# A keyframe within this share of the target length from the ideal cut is preferred over a
+# mid-GOP cut, which costs decoding from the previous keyframe.
+KEYFRAME_SLACK = 0.25
+
+
+def renditions(info: MediaInfo, ladder: tuple[str, ...] | list[str]) -> tuple[Rendition, ...]:
+    """The rungs to produce: never upscaled, width from the display aspect ratio, even sizes."""
+    unknown = [q for q in ladder if q not in RUNGS]
+    if unknown or not ladder:
+        raise ValueError(f"unknown ladder rung(s) {unknown or ladder}; choose from {', '.join(RUNGS)}")
+    dw, dh = info.width * Fraction(info.sar.replace(":", "/")), Fraction(info.height)  # exact display size
+    if info.rotation in (90, 270):
+        dw, dh = dh, dw
+    short, long_ = min(dw, dh), max(dw, dh)
+    rungs = sorted(set(ladder), key=RUNGS.__getitem__)
+    kept = [q for q in rungs if RUNGS[q] <= short] or rungs[:1]
+    out = []
+    for q in kept:
+        s = min(RUNGS[q], short)
+        l = _even(s * long_ / short)
+        s = _even(s)
+        w, h = (l, s) if dw >= dh else (s, l)
+        out.append(Rendition(q, w, h))
+    return tuple(out)
+
+
+def _even(x) -> int:
+    return max(2, 2 * int(Fraction(x) / 2 + Fraction(1, 2)))  # nearest even, halves up
+
+
+def cut_points(info: MediaInfo, chunk_seconds: float) -> list[int]:
+    """Frame indices where segments start (the first is 0)."""
+    tb = info.tb
+    times = [p * tb for p in info.frame_pts]
+    keys = [k for k in info.keyframes]
+    key_times = [times[k] for k in keys]
+    target = Fraction(chunk_seconds).limit_denominator(1000)
+    end = Fraction(info.duration).limit_denominator(1_000_000)
+    cuts = [0]
+    while True:
+        start = times[cuts[-1]]
+        ideal = start + target
+        if end - ideal < target / 2:  # the rest is short: it stays in this segment
+            break
+        slack = target * Fraction(KEYFRAME_SLACK)
+        lo = bisect.bisect_left(key_times, ideal - slack)
+        hi = bisect.bisect_right(key_times, ideal + slack)
+        near = [k for k in keys[lo:hi] if k > cuts[-1]]
+        if near:
+            cut = min(near, key=lambda k: abs(times[k] - ideal))
+        else:
+            i = bisect.bisect_left(times, ideal)
+            cut = i if i < len(times) and (i == 0 or times[i] - ideal < ideal - times[i - 1]) else i - 1
+        if cut <= cuts[-1] or cut >= len(times):
+            break
+        cuts.append(cut)
+    return cuts
+
+
+def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: str) -> Plan:
+    """Decide every segment and chunk of a job. ``workdir`` is root-relative."""
+    rends = renditions(info, tuple(ladder))
+    cuts = cut_points(info, settings.chunk_seconds)
+    ends = cuts[1:] + [info.frames]
+    segments = []
+    for i, (a, b) in enumerate(zip(cuts, ends)):
+        key = info.keyframes[bisect.bisect_right(info.keyframes, a) - 1]
+        segments.append(Segment(i, a, b, key, f"{workdir}/segments/s{i:04d}.mkv"))
+    chunks = []
+    for seg in segments:
+        pts = info.frame_pts[seg.first_frame:seg.end_frame]
+        decoded = seg.end_frame - seg.key_frame  # pre-roll frames are decoded but not encoded
+        for r in rends:
+            chunks.append(ChunkSpec(
+                job_id=job_id,
+                chunk_id=f"s{seg.index:04d}-{r.name}",
+                kind="video",
+                source=seg.path,
+                output=f"{workdir}/chunks/{r.name}/s{seg.index:04d}.ts",
+                settings=settings,
+                rendition=r,
+                segment=seg.index,
+                time_base=info.time_base,
+                key_pts=info.frame_pts[seg.key_frame],
+                frame_pts=tuple(pts),
+                rotation=info.rotation,
+                duration=float((_end_pts(info, seg) - pts[0]) * info.tb),
+                # x264 time grows with output pixels; decode/scale with source pixels.
+                cost=seg.frames * r.width * r.height + 0.15 * decoded * info.width * info.height,
+            ))
+    audio = None
+    if info.has_audio:
+        audio = ChunkSpec(
+            job_id=job_id, chunk_id="audio", kind="audio", source=f"{workdir}/audio-source.mka",
+            output=f"{workdir}/audio.m4a", settings=settings, duration=info.duration,
+            cost=info.duration * 48_000,
+        )
+    return Plan(
+        job_id=job_id, info=info, settings=settings, renditions=rends, segments=tuple(segments),
+        chunks=tuple(chunks), audio=audio, workdir=workdir,
+        audio_source=audio.source if audio else None,
+    )
+
+
+def _end_pts(info: MediaInfo, seg: Segment) -> int:
+    if seg.end_frame < info.frames:
+        return info.frame_pts[seg.end_frame]
+    return round(Fraction(info.duration).limit_denominator(1_000_000) / info.tb)

@@ -1,0 +1,110 @@
+"""split: source -> segment files (stream copy, no re-encode) and a copy of the audio track.
+
+One demux pass in decode order. A segment's file starts at its keyframe and holds every packet
+whose DTS lies before the segment's end: a frame shown before the end is decoded before it, so
+its packet (and every reference it needs) is in the file. Packets shared by two segments (the
+pre-roll of a mid-GOP cut) are written to both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+
+from .errors import CorruptInputError
+from .model import Plan, Segment
+from .probe import open_input
+from .storage import resolve, temp_name
+import os
+
+# Matroska tag on the audio copy: where its first packet sits relative to the first video frame.
+AUDIO_START_KEY = "SEGENC_AUDIO_START"
+
+
+def split(source: str | os.PathLike, plan: Plan, root: str | os.PathLike) -> list[Path]:
+    info = plan.info
+    t0 = info.start_pts
+    starts: dict[int, list[Segment]] = {}
+    for seg in plan.segments:
+        starts.setdefault(info.frame_pts[seg.key_frame] + t0, []).append(seg)
+    last = plan.segments[-1].index
+    end_pts = {s.index: (info.frame_pts[s.end_frame] + t0 if s.end_frame < info.frames else None) for s in plan.segments}
+
+    paths = {s.index: resolve(root, s.path) for s in plan.segments}
+    for p in paths.values():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    writers: dict[int, tuple[av.container.OutputContainer, av.stream.Stream]] = {}
+    done: list[Path] = []
+    audio_out = None
+    audio_first = None
+    try:
+        with open_input(source) as ic:
+            vs = ic.streams.video[0]
+            streams = [vs]
+            if plan.audio_source:
+                aus = ic.streams.audio[0]
+                streams.append(aus)
+                apath = resolve(root, plan.audio_source)
+                audio_out = av.open(str(temp_name(apath)), "w", format="matroska")
+                audio_stream = audio_out.add_stream_from_template(aus)
+            for pkt in ic.demux(streams):
+                if pkt.size == 0 or pkt.pts is None:
+                    continue
+                if pkt.stream is not vs:
+                    if audio_first is None:
+                        audio_first = pkt.pts * pkt.time_base - info.start_pts * vs.time_base
+                        audio_out.metadata[AUDIO_START_KEY] = str(audio_first)
+                    pkt.stream = audio_stream
+                    audio_out.mux(pkt)
+                    continue
+                if pkt.is_keyframe:
+                    for seg in starts.pop(pkt.pts, ()):
+                        oc = av.open(str(temp_name(paths[seg.index])), "w", format="matroska")
+                        writers[seg.index] = (oc, oc.add_stream_from_template(vs))
+                targets = []
+                for idx in list(writers):
+                    end = end_pts[idx]
+                    if end is not None and _past(pkt, end):
+                        oc, _ = writers.pop(idx)
+                        oc.close()
+                        os.replace(temp_name(paths[idx]), paths[idx])
+                        done.append(paths[idx])
+                    else:
+                        targets.append(idx)
+                for n, idx in enumerate(targets):
+                    p = pkt if n == len(targets) - 1 else _copy(pkt)
+                    p.stream = writers[idx][1]
+                    writers[idx][0].mux(p)
+    except av.FFmpegError as exc:
+        raise CorruptInputError(f"{Path(source).name}: reading failed while splitting ({exc})") from exc
+    finally:
+        for idx, (oc, _) in writers.items():
+            oc.close()
+        if audio_out is not None:
+            audio_out.close()
+    for idx in list(writers):
+        os.replace(temp_name(paths[idx]), paths[idx])
+        done.append(paths[idx])
+    if audio_out is not None:
+        os.replace(temp_name(apath), apath)
+    missing = [s.path for s in plan.segments if paths[s.index] not in done]
+    if missing:
+        raise CorruptInputError(f"{Path(source).name}: keyframes promised by the index were not found ({missing[0]})")
+    return [paths[s.index] for s in plan.segments]
+
+
+def _past(pkt: av.Packet, end: int) -> bool:
+    """True once decoding has moved past every frame shown before ``end``."""
+    if pkt.dts is not None:
+        return pkt.dts >= end
+    return pkt.is_keyframe and pkt.pts >= end
+
+
+def _copy(pkt: av.Packet) -> av.Packet:
+    """Muxing consumes a packet; segments sharing packets each get their own copy."""
+    out = av.Packet(bytes(pkt))
+    out.pts, out.dts, out.time_base = pkt.pts, pkt.dts, pkt.time_base
+    out.duration = pkt.duration
+    out.is_keyframe = pkt.is_keyframe
+    return out

@@ -1,0 +1,95 @@
+"""The planner is pure: these run on hand-made MediaInfo, no media needed."""
+
+from fractions import Fraction
+
+import pytest
+
+from segenc.model import ChunkSpec, MediaInfo, Plan
+from segenc.plan import cut_points, plan, renditions
+from segenc.settings import Settings
+
+
+def info(frames=300, fps=30, keyint=30, w=1920, h=1080, sar="1:1", rotation=0, tb="1/15360", audio=True):
+    step = int(Fraction(1, fps) / Fraction(tb))
+    sar_f = Fraction(sar.replace(":", "/"))
+    dw, dh = round(w * sar_f), h
+    if rotation in (90, 270):
+        dw, dh = dh, dw
+    return MediaInfo(
+        path="x", container="mp4", codec="h264", pix_fmt="yuv420p", bit_depth=8, width=w, height=h,
+        display_width=dw, display_height=dh, rotation=rotation, sar=sar, time_base=tb, fps=fps,
+        frame_rate=f"{fps}/1", vfr=False, frames=frames, duration=frames / fps, start_time=0.0, start_pts=0,
+        keyframes=tuple(range(0, frames, keyint)), frame_pts=tuple(i * step for i in range(frames)),
+        streams=2, has_audio=audio,
+    )
+
+
+def test_ladder_drops_rungs_above_source_and_follows_aspect():
+    assert [(r.name, r.width, r.height) for r in renditions(info(w=1280, h=720), ("480p", "720p", "1080p"))] == [
+        ("480p", 854, 480), ("720p", 1280, 720)]
+
+
+def test_ladder_uses_display_aspect_and_rotation():
+    anamorphic = info(w=640, h=480, sar="4:3")  # displays as 853x480
+    assert [(r.width, r.height) for r in renditions(anamorphic, ("480p",))] == [(854, 480)]
+    portrait = info(w=1920, h=1080, rotation=90)
+    assert [(r.width, r.height) for r in renditions(portrait, ("720p",))] == [(720, 1280)]
+
+
+def test_small_source_gets_lowest_rung_at_source_size_never_upscaled():
+    assert [(r.name, r.width, r.height) for r in renditions(info(w=320, h=240), ("720p", "480p"))] == [
+        ("480p", 320, 240)]
+
+
+def test_unknown_rung_is_refused():
+    with pytest.raises(ValueError, match="unknown ladder rung"):
+        renditions(info(), ("999p",))
+
+
+def test_segments_cover_every_frame_once_and_cut_at_keyframes():
+    i = info(frames=900, keyint=60)  # 30 s, keyframe every 2 s
+    cuts = cut_points(i, 10)
+    assert cuts == [0, 300, 600]
+    assert all(c in i.keyframes for c in cuts)
+
+
+def test_long_gop_is_cut_between_keyframes_and_decodes_from_previous_keyframe():
+    i = info(frames=1800, keyint=1800)  # one keyframe in 60 s
+    p = plan(i, ("480p",), Settings(chunk_seconds=10), job_id="j", workdir="w")
+    assert len(p.segments) == 6
+    assert all(s.key_frame == 0 for s in p.segments)
+    covered = [f for s in p.segments for f in range(s.first_frame, s.end_frame)]
+    assert covered == list(range(1800))
+
+
+def test_short_tail_merges_into_last_segment():
+    i = info(frames=330, keyint=30)  # 11 s with 10 s chunks: no 1 s runt
+    assert cut_points(i, 10) == [0]
+
+
+def test_chunks_carry_exact_frame_times_and_are_ordered_by_cost():
+    i = info(frames=600, keyint=30)
+    p = plan(i, ("480p", "1080p"), Settings(chunk_seconds=5), job_id="j", workdir="w")
+    assert len(p.chunks) == len(p.segments) * 2
+    for r in ("480p", "1080p"):
+        pts = [t for c in p.chunks_of(r) for t in c.frame_pts]
+        assert list(pts) == list(i.frame_pts)
+    costs = [t.cost for t in p.tasks()]
+    assert costs == sorted(costs, reverse=True)
+    assert p.tasks()[0].rendition.name == "1080p"
+    assert p.audio is not None and p.audio.kind == "audio"
+
+
+def test_plan_round_trips_through_json():
+    p = plan(info(frames=120), ("480p", "720p"), Settings(chunk_seconds=1), job_id="j", workdir="w")
+    assert Plan.from_json(p.to_json()) == p
+    c = p.chunks[0]
+    assert ChunkSpec.from_json(c.to_json()) == c
+
+
+def test_settings_validate():
+    with pytest.raises(ValueError):
+        Settings(crf=99)
+    with pytest.raises(ValueError):
+        Settings(preset="warp")
+    assert Settings.from_dict(Settings(crf=20).to_dict()) == Settings(crf=20)
