@@ -29,6 +29,7 @@ ROTATE = {90: ["transpose=clock"], 180: ["hflip", "vflip"], 270: ["transpose=ccl
 
 
 def worker_name() -> str:
+    """Who runs a chunk: the worker node's name when it has one, else host:pid."""
     return os.environ.get("SEGENC_WORKER_NAME") or f"{socket.gethostname()}:{os.getpid()}"
 
 

@@ -113,19 +113,28 @@ class Tracker:
         return sum(self.chunk_frames.values())
 
     def snapshot(self) -> dict[str, Any]:
-        per: dict[str, dict[str, Any]] = {}
-        for name, total in self.totals.items():
-            done = sum(n for c, n in self.chunk_frames.items() if self.chunk_rendition[c] == name)
-            per[name] = {"frames_done": done, "frames_total": total, "progress": done / total if total else 0.0}
-        total = sum(self.totals.values())
         fps = None
         if len(self._rate) >= 2 and self._rate[-1][0] > self._rate[0][0]:
             fps = (self._rate[-1][1] - self._rate[0][1]) / (self._rate[-1][0] - self._rate[0][0])
-        done = self.frames_done
-        progress = 1.0 if self.stage == "done" else (0.97 * done / total if total else 0.0)
-        eta = (total - done) / fps if fps and fps > 0 and self.stage == "encoding" else None
-        return {
-            "stage": self.stage, "progress": progress, "frames_done": done, "frames_total": total,
-            "fps": fps, "eta": eta, "renditions": per, "error": self.error,
-            "workers": sorted(set(self.running.values())), "running": dict(self.running),
-        }
+        frames = {c: (self.chunk_rendition[c], n) for c, n in self.chunk_frames.items()}
+        return summarize(self.stage, self.totals, frames, self.running, fps, self.error)
+
+
+def summarize(stage: str, totals: dict[str, int], chunk_frames: dict[str, tuple[str, int]],
+              running: dict[str, str], fps: float | None, error: str | None = None) -> dict[str, Any]:
+    """The job snapshot every follower shows: per-rendition frames, overall progress, fps, ETA."""
+    per: dict[str, dict[str, Any]] = {}
+    for name, total in totals.items():
+        done = min(total, sum(n for r, n in chunk_frames.values() if r == name))
+        per[name] = {"frames_done": done, "frames_total": total,
+                     "progress": 1.0 if stage == "done" else (done / total if total else 0.0)}
+    total = sum(totals.values())
+    done = sum(r["frames_done"] for r in per.values())
+    # Encoding is ~97% of the work; concat and packaging take the last few percent.
+    progress = 1.0 if stage == "done" else (0.97 * done / total if total else 0.0)
+    eta = (total - done) / fps if fps and fps > 0 and stage == "encoding" else None
+    return {
+        "stage": stage, "progress": progress, "frames_done": done, "frames_total": total,
+        "fps": fps, "eta": eta, "renditions": per, "error": error,
+        "workers": sorted(set(running.values())), "running": dict(running),
+    }

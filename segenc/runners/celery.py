@@ -1,0 +1,250 @@
+"""CeleryRunner: the chord-shaped pipeline over Redis, as a thin adapter.
+
+    run_job (prepare on a worker)  ->  chord([encode_chunk x N, audio], finish)
+
+Tasks decode a JSON dict, call the pure pipeline function, and encode the result. Paths in task
+messages are relative to the storage root; every worker resolves them against its own root
+(its ``--tmp-dir``), and refuses any path that lands outside it.
+
+Reliability (reasons in DESIGN.md): late acks + reject on worker loss + prefetch 1 re-run a chunk
+whose worker died; an attempt counter in Redis caps re-runs; the visibility timeout exceeds the
+hard time limit so long chunks are never handed out twice while they run; the result backend
+retries through a Redis restart.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, chord, signature
+
+from ..errors import InputError, IntegrityError, JobCancelled, JobFailed, SegencError
+from ..model import ChunkResult, ChunkSpec, EncodeResult, Plan
+from ..progress import ProgressEvent, Reporter
+from ..settings import Settings
+from ..storage import resolve
+from .redis_state import CHANNEL, TERMINAL, JobState, connect
+
+MAX_ATTEMPTS = 3
+
+
+def make_app(broker_url: str, *, root: str | os.PathLike | None = None, task_time_limit: int = 3600,
+             visibility_timeout: int | None = None, max_attempts: int = MAX_ATTEMPTS) -> Celery:
+    """A Celery app wired for segenc. ``root`` is this process's storage root (workers need it)."""
+    app = Celery("segenc", broker=broker_url, backend=broker_url, set_as_current=False)
+    vt = visibility_timeout or int(task_time_limit * 1.25) + 60
+    app.conf.update(
+        task_serializer="json", result_serializer="json", accept_content=["json"], result_accept_content=["json"],
+        task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
+        task_time_limit=task_time_limit, task_soft_time_limit=max(1, task_time_limit - 30),
+        broker_transport_options={"visibility_timeout": vt},
+        result_backend_transport_options={"visibility_timeout": vt},
+        result_backend_always_retry=True, result_backend_max_retries=20,
+        broker_connection_retry_on_startup=True,
+        result_expires=7 * 86400, task_track_started=True,
+        worker_hijack_root_logger=False,
+        segenc_root=str(root) if root else None, segenc_max_attempts=max_attempts,
+    )
+    _register(app)
+    return app
+
+
+def _register(app: Celery) -> None:
+    @app.task(bind=True, name="segenc.run_job", acks_late=True)
+    def run_job(self, job_id: str, source: str, ladder: list[str], settings: dict, out: str) -> str:
+        """Probe, plan and split on a worker, then launch the chord. Returns the chord body's id."""
+        from ..pipeline import prepare
+
+        root, state = _root(self.app), _state(self.app)
+        if state.stage(job_id) in TERMINAL:
+            return ""
+        try:
+            plan = prepare(resolve(root, source), root, job_id=job_id, ladder=tuple(ladder),
+                           settings=Settings.from_dict(settings), workdir=f"work/{job_id}", report=state.apply)
+        except SegencError as exc:
+            state.apply(ProgressEvent(job_id, "stage", stage="failed", message=str(exc)))
+            raise
+        if state.stage(job_id) in TERMINAL:  # cancelled while splitting
+            return ""
+        state.set(job_id, source_info=plan.info.summary(), renditions=[r.to_dict() for r in plan.renditions])
+        state.apply(ProgressEvent(job_id, "stage", stage="encoding"))
+        result = job_signature(self.app, plan, out).apply_async()
+        state.set(job_id, result_id=result.id)
+        return result.id
+
+    @app.task(bind=True, name="segenc.encode_chunk")
+    def encode_chunk(self, spec: dict) -> dict:
+        from ..pipeline import encode_chunk as run
+
+        spec_ = ChunkSpec.from_dict(spec)
+        root, state = _root(self.app), _state(self.app)
+        stage = state.stage(spec_.job_id)
+        if stage in ("failed", "cancelled"):
+            raise JobCancelled(f"job {spec_.job_id} is {stage}; chunk {spec_.chunk_id} skipped")
+        tries = state.attempt(spec_.job_id, spec_.chunk_id)
+        limit = self.app.conf.segenc_max_attempts
+        if tries > limit:
+            _fail(state, spec_, f"chunk {spec_.chunk_id} was started {limit} times and never finished "
+                                f"(its worker died each time)")
+        try:
+            return run(spec_, root, _reporter(state, spec_.job_id)).to_dict()
+        except JobCancelled:
+            raise
+        except (InputError, IntegrityError) as exc:  # the data is at fault: another try cannot help
+            _fail(state, spec_, f"chunk {spec_.chunk_id} failed: {exc}", exc)
+        except Exception as exc:
+            if tries < limit:
+                raise self.retry(exc=exc, countdown=min(2 ** tries, 10))
+            _fail(state, spec_, f"chunk {spec_.chunk_id} failed {tries} times: {exc}", exc)
+
+    @app.task(bind=True, name="segenc.finish")
+    def finish(self, results: list[dict], workdir: str, out: str) -> dict:
+        from ..pipeline import finish as run, load_plan
+
+        root, state = _root(self.app), _state(self.app)
+        plan = load_plan(root, workdir)
+        if state.stage(plan.job_id) in ("failed", "cancelled"):
+            raise JobCancelled(f"job {plan.job_id} is {state.stage(plan.job_id)}; not concatenating")
+        try:
+            res = run(plan, [ChunkResult.from_dict(r) for r in results], root, resolve(root, out), state.apply)
+        except SegencError as exc:
+            state.apply(ProgressEvent(plan.job_id, "stage", stage="failed", message=str(exc)))
+            raise
+        finally:
+            shutil.rmtree(resolve(root, workdir), ignore_errors=True)
+        state.set(plan.job_id, outputs=[r.to_dict() for r in res.renditions], timings=res.timings)
+        d = res.to_dict()
+        d["out_dir"], d["manifest"] = out, f"{out}/manifest.json"
+        return d
+
+    @app.task(name="segenc.chord_failed")
+    def chord_failed(request, exc, traceback, job_id: str) -> None:
+        """Errback of the chord body: whatever failed, the job is marked failed (never left hanging)."""
+        state = _state(app)
+        if state.stage(job_id) not in TERMINAL:
+            state.apply(ProgressEvent(job_id, "stage", stage="failed", message=f"{type(exc).__name__}: {exc}"))
+
+
+def job_signature(app: Celery, plan: Plan, out: str):
+    """chord(header, body): one task per chunk (task id = job:chunk, visible in inspect), then finish."""
+    header = [signature("segenc.encode_chunk", args=(t.to_dict(),), app=app).set(task_id=f"{plan.job_id}:{t.chunk_id}")
+              for t in plan.tasks()]
+    body = signature("segenc.finish", args=(plan.workdir, out), app=app).set(task_id=f"{plan.job_id}:finish")
+    body.link_error(signature("segenc.chord_failed", args=(plan.job_id,), app=app))
+    return chord(header, body)
+
+
+def submit(app: Celery, job_id: str, source: str, *, ladder, settings: Settings, out: str | None = None):
+    """Queue a whole job whose source already sits at root-relative ``source``."""
+    return app.send_task("segenc.run_job", args=(job_id, source, list(ladder), settings.to_dict(),
+                                                 out or f"encoded/{job_id}"), task_id=f"{job_id}:prepare")
+
+
+def _root(app: Celery) -> Path:
+    root = app.conf.segenc_root
+    if not root:
+        raise SegencError("this worker has no storage root (start it with --tmp-dir)")
+    return Path(root)
+
+
+_states: dict[int, JobState] = {}
+
+
+def _state(app: Celery) -> JobState:
+    key = id(app)
+    if key not in _states:
+        _states[key] = JobState(connect(app.conf.broker_url))
+    return _states[key]
+
+
+def _reporter(state: JobState, job_id: str) -> Reporter:
+    """Apply events to Redis; between them, notice a cancelled or failed job and stop early."""
+    last = [0.0]
+
+    def report(ev: ProgressEvent) -> None:
+        state.apply(ev)
+        now = time.monotonic()
+        if now - last[0] > 1.0:
+            last[0] = now
+            if state.stage(job_id) in ("failed", "cancelled"):
+                raise JobCancelled(f"job {job_id} was {state.stage(job_id)}; stopping chunk")
+
+    return report
+
+
+def _fail(state: JobState, spec: ChunkSpec, message: str, exc: Exception | None = None):
+    state.apply(ProgressEvent(spec.job_id, "chunk_failed", chunk_id=spec.chunk_id, message=message))
+    state.apply(ProgressEvent(spec.job_id, "stage", stage="failed", message=message))
+    raise JobFailed(message) from exc
+
+
+class CeleryRunner:
+    """Runs a prepared plan as a chord and waits for it, relaying progress from Redis."""
+
+    def __init__(self, broker_url: str, root: str | os.PathLike, app: Celery | None = None,
+                 timeout: float | None = None) -> None:
+        self.app = app or make_app(broker_url, root=root)
+        self.root = Path(root).absolute()
+        self.state = JobState(connect(broker_url))
+        self.timeout = timeout
+
+    def work_root(self, out_dir: Path) -> Path:
+        return self.root
+
+    def execute(self, plan: Plan, root, out_dir: Path, report: Reporter) -> EncodeResult:
+        out = f"encoded/{plan.job_id}"
+        self.state.create(plan.job_id, stage="encoding")
+        result = job_signature(self.app, plan, out).apply_async()
+        stop = threading.Event()
+        relay = threading.Thread(target=self._relay, args=(plan.job_id, report, stop), daemon=True)
+        relay.start()
+        try:
+            deadline = time.monotonic() + self.timeout if self.timeout else None
+            while not result.ready():
+                stage = self.state.stage(plan.job_id)
+                if stage in ("failed", "cancelled"):
+                    snap = self.state.snapshot(plan.job_id) or {}
+                    raise JobFailed(snap.get("error") or f"job {plan.job_id} {stage}")
+                if deadline and time.monotonic() > deadline:
+                    raise JobFailed(f"job {plan.job_id} did not finish within {self.timeout:.0f} s")
+                time.sleep(0.1)
+            if result.failed():
+                snap = self.state.snapshot(plan.job_id) or {}
+                raise JobFailed(snap.get("error") or str(result.result))
+            data: dict[str, Any] = result.get()
+        finally:
+            stop.set()
+            relay.join(timeout=2)
+            result.backend.remove_pending_result(result)  # no result subscription outlives the call
+        produced = resolve(self.root, out)
+        if produced != out_dir.resolve():
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for f in sorted(produced.iterdir(), key=lambda p: p.name == "manifest.json"):
+                shutil.move(str(f), out_dir / f.name)  # manifest last
+            produced.rmdir()
+        data["out_dir"], data["manifest"] = str(out_dir), str(out_dir / "manifest.json")
+        return EncodeResult.from_dict(data)
+
+    def _relay(self, job_id: str, report: Reporter, stop: threading.Event) -> None:
+        pubsub = self.state.r.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(CHANNEL)
+        try:
+            while not stop.is_set():
+                msg = pubsub.get_message(timeout=0.2)
+                if msg and f'"job_id":"{job_id}"' in msg["data"]:
+                    report(ProgressEvent.from_json(msg["data"]))
+        finally:
+            pubsub.close()
+
+
+def run_worker(app: Celery, name: str, concurrency: int | None = None, loglevel: str = "INFO") -> None:
+    """Start a Celery worker node called ``name`` (blocks)."""
+    argv = ["worker", f"--hostname={name}@%h" if "@" not in name else f"--hostname={name}",
+            f"--concurrency={concurrency or os.cpu_count() or 1}", "--pool=prefork", f"--loglevel={loglevel}",
+            "--without-gossip", "--without-mingle"]
+    app.worker_main(argv)

@@ -1,0 +1,155 @@
+"""The chord over Redis with real worker processes: correctness, crash recovery, poison, inspect."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+import time
+import uuid
+
+import pytest
+
+import segenc
+from segenc.errors import JobFailed
+from segenc.runners.celery import CeleryRunner, job_signature
+from segenc.settings import Settings
+from tests import checks
+from tests.mediagen import make_clip
+
+pytestmark = [pytest.mark.dist, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_clip(tmp_path_factory.mktemp("src") / "clip.mp4", width=640, height=360, seconds=4.0)
+
+
+def _encode(cluster, storage, clip, out, **kw):
+    app, _ = cluster
+    events = []
+    runner = CeleryRunner(app.conf.broker_url, storage[0], app=app, timeout=240)
+    res = segenc.encode(clip, out, ("240p", "360p"), runner=runner, on_progress=events.append,
+                        chunk_seconds=kw.pop("chunk_seconds", 0.5), **kw)
+    return res, events
+
+
+def test_chunks_run_on_both_workers_and_output_is_exact(cluster, storage, clip, tmp_path):
+    res, events = _encode(cluster, storage, clip, tmp_path / "out")
+    src_frames = segenc.probe(clip).frames
+    for r in res.renditions:
+        path = tmp_path / "out" / r.path
+        assert r.frames == src_frames == checks.frame_count(path)
+        assert checks.packet_dts_monotonic(path)
+    assert (tmp_path / "out" / "manifest.json").exists()
+    started = {e.worker for e in events if e.kind == "chunk_started"}
+    assert {"w1", "w2"} <= started, started
+    frames_events = [e for e in events if e.kind == "chunk_done" and e.rendition == "360p"]
+    assert sum(e.frames for e in frames_events) == src_frames
+    assert [e.stage for e in events if e.kind == "stage"][-1] == "done"
+    # Nothing of the job is left in the shared work area.
+    assert not any((storage[0] / "work").glob(f"{res.source and ''}*/segments"))
+
+
+def test_worker_killed_mid_chunk_does_not_lose_the_job(cluster, storage, tmp_path, job_state):
+    app, workers = cluster
+    long_clip = make_clip(tmp_path / "long.mp4", width=1280, height=720, seconds=6.0, audio=False)
+    victim = workers[0]
+    killed = {}
+
+    def kill_when_busy(ev):
+        if ev.kind == "chunk_started" and ev.worker == victim.name and not killed:
+            time.sleep(0.3)  # let it get into the encode
+            for pid in victim.children():
+                os.kill(pid, signal.SIGKILL)
+            killed[ev.chunk_id] = ev.job_id
+
+    runner = CeleryRunner(app.conf.broker_url, storage[0], app=app, timeout=240)
+    res = segenc.encode(long_clip, tmp_path / "out", ("720p",), runner=runner, chunk_seconds=2,
+                        on_progress=kill_when_busy)
+    assert killed, "the victim worker never started a chunk"
+    out = tmp_path / "out" / "720p.mp4"
+    assert checks.frame_count(out) == segenc.probe(long_clip).frames == res.rendition("720p").frames
+    (chunk_id, job_id), = killed.items()
+    assert int(job_state.r.hget(job_state.key(job_id, "attempts"), chunk_id)) >= 2
+
+
+def test_poisoned_chunk_fails_the_job_with_a_message_and_other_jobs_continue(cluster, storage, clip, tmp_path, job_state):
+    app, _ = cluster
+    root = storage[0]
+    job_id = str(uuid.uuid4())
+    plan = segenc.prepare(clip, root, job_id=job_id, ladder=("240p",), settings=Settings(chunk_seconds=1),
+                          workdir=f"work/{job_id}")
+    poisoned = plan.chunks[1]
+    (root / poisoned.source).write_bytes(b"\x1a\x45\xdf\xa3 not really matroska" * 100)
+    job_state.create(job_id, stage="encoding")
+    result = job_signature(app, plan, f"encoded/{job_id}").apply_async()
+
+    good = {}
+    t = threading.Thread(target=lambda: good.update(res=_encode(cluster, storage, clip, tmp_path / "good")[0]))
+    t.start()
+    deadline = time.monotonic() + 120
+    while job_state.stage(job_id) != "failed" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    snap = job_state.snapshot(job_id)
+    assert snap["stage"] == "failed"
+    assert poisoned.chunk_id in snap["error"]
+    t.join(180)
+    assert good["res"].rendition("360p").frames == segenc.probe(clip).frames
+    with pytest.raises(Exception):
+        result.get(timeout=30)
+    assert not (root / "encoded" / job_id / "240p.mp4").exists()
+    shutil.rmtree(root / "work" / job_id, ignore_errors=True)
+
+
+def test_missing_segment_is_retried_a_capped_number_of_times_then_fails(cluster, storage, clip, job_state):
+    app, _ = cluster
+    root = storage[0]
+    job_id = str(uuid.uuid4())
+    plan = segenc.prepare(clip, root, job_id=job_id, ladder=("240p",), settings=Settings(chunk_seconds=2),
+                          workdir=f"work/{job_id}")
+    gone = plan.chunks[0]
+    (root / gone.source).unlink()
+    job_state.create(job_id, stage="encoding")
+    job_signature(app, plan, f"encoded/{job_id}").apply_async()
+    deadline = time.monotonic() + 120
+    while job_state.stage(job_id) != "failed" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    snap = job_state.snapshot(job_id)
+    assert snap["stage"] == "failed" and gone.chunk_id in snap["error"] and "missing" in snap["error"]
+    assert int(job_state.r.hget(job_state.key(job_id, "attempts"), gone.chunk_id)) == 3
+    shutil.rmtree(root / "work" / job_id, ignore_errors=True)
+
+
+def test_inspect_active_names_the_running_chunks(cluster, storage, tmp_path):
+    app, _ = cluster
+    long_clip = make_clip(tmp_path / "long.mp4", width=1280, height=720, seconds=6.0, audio=False)
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            for tasks in (app.control.inspect(timeout=0.5).active() or {}).values():
+                seen.update(t["id"] for t in tasks if t["name"] == "segenc.encode_chunk")
+
+    th = threading.Thread(target=watch)
+    th.start()
+    try:
+        runner = CeleryRunner(app.conf.broker_url, storage[0], app=app, timeout=240)
+        segenc.encode(long_clip, tmp_path / "out", ("720p",), runner=runner, chunk_seconds=2)
+    finally:
+        stop.set()
+        th.join()
+    assert seen, "inspect().active() never showed a chunk task"
+    assert all(":s0" in t and t.endswith("-720p") for t in seen), seen
+
+
+def test_failed_job_raises_for_the_caller(cluster, storage, tmp_path):
+    app, _ = cluster
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    runner = CeleryRunner(app.conf.broker_url, storage[0], app=app, timeout=60)
+    with pytest.raises(segenc.InputError):
+        segenc.encode(bad, tmp_path / "out", ("240p",), runner=runner)
+    assert not (tmp_path / "out").exists()
