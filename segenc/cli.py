@@ -119,8 +119,6 @@ class ProgressBar:
         now = time.monotonic()
         if ev.kind == "stage" and ev.stage != self.stage:
             self.stage = ev.stage
-            if not self.tty:
-                self.stream.write(f"segenc: {ev.stage}\n")
             self._draw(force=True)
         elif self.tty and now - self.last > 0.1:
             self._draw()

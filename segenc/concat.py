@@ -47,14 +47,14 @@ def _mux(listing: Path, audio: Path | None, tmp: Path) -> None:
     with av.open(str(listing), "r", format="concat", container_options=opts) as vin, \
             av.open(str(tmp), "w", format="mp4", container_options={"movflags": "+faststart"}) as oc:
         vst = vin.streams.video[0]
-        ov = oc.add_stream_from_template(vst)
+        ov = oc.add_stream_from_template(vst, opaque=True)
         ov.time_base = Fraction(1, 90000)
         inputs = [(vin, vst, ov)]
         ain = None
         if audio is not None:
             ain = av.open(str(audio), "r", format="mp4", container_options={"protocol_whitelist": "file"})
             ast = ain.streams.audio[0]
-            oa = oc.add_stream_from_template(ast)
+            oa = oc.add_stream_from_template(ast, opaque=True)
             inputs.append((ain, ast, oa))
         try:
             _interleave(inputs, oc)

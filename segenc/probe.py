@@ -75,6 +75,7 @@ def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
         if not pts:
             raise CorruptInputError(f"{name}: the video stream holds no frames (truncated file?)")
         first_frame = _first_frame(path, vs.index, name)
+        declared = vs.frames
         nstreams, container_name, codec = len(c.streams), c.format.name, cc.codec.canonical_name
         tb, sar, avg = vs.time_base, vs.sample_aspect_ratio or Fraction(1), vs.average_rate or vs.guessed_rate
         audio = _audio_facts(aud)
@@ -88,6 +89,9 @@ def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
     keyframes = sorted(index[k] for k in keys if k in index) or [0]
     if keyframes[0] != 0:  # decoding must start at a keyframe; treat the first frame as one (open GOP)
         keyframes.insert(0, 0)
+    if declared and len(pts) < declared:
+        raise CorruptInputError(f"{name}: the file is truncated: {len(pts)} of the {declared} frames its index "
+                                f"lists are there")
     steps = [b - a for a, b in zip(rel, rel[1:])]
     last = dur_last if dur_last else (Fraction(min(steps)) if steps else Fraction(1, 25) / tb)
     duration = float((rel[-1] + last) * tb)

@@ -47,7 +47,7 @@ def split(source: str | os.PathLike, plan: Plan, root: str | os.PathLike) -> lis
                 streams.append(aus)
                 apath = resolve(root, plan.audio_source)
                 audio_out = av.open(str(temp_name(apath)), "w", format="matroska")
-                audio_stream = audio_out.add_stream_from_template(aus)
+                audio_stream = audio_out.add_stream_from_template(aus, opaque=True)
             for pkt in ic.demux(streams):
                 if pkt.size == 0 or pkt.pts is None:
                     continue
@@ -61,7 +61,7 @@ def split(source: str | os.PathLike, plan: Plan, root: str | os.PathLike) -> lis
                 if pkt.is_keyframe:
                     for seg in starts.pop(pkt.pts, ()):
                         oc = av.open(str(temp_name(paths[seg.index])), "w", format="matroska")
-                        writers[seg.index] = (oc, oc.add_stream_from_template(vs))
+                        writers[seg.index] = (oc, oc.add_stream_from_template(vs, opaque=True))
                 targets = []
                 for idx in list(writers):
                     end = end_pts[idx]

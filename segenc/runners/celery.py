@@ -242,9 +242,42 @@ class CeleryRunner:
             pubsub.close()
 
 
+HEARTBEAT_KEY = "segenc:worker:"
+
+
+def heartbeat(app: Celery, name: str, concurrency: int, stop: threading.Event, every: float = 5.0) -> None:
+    """Advertise this worker node in Redis (expires if the node dies) until ``stop`` is set."""
+    r = connect(app.conf.broker_url)
+    key = HEARTBEAT_KEY + name
+    while not stop.is_set():
+        try:
+            r.hset(key, mapping={"last_heartbeat": time.time(), "concurrency": concurrency,
+                                 "node": f"{name}@{os.uname().nodename}", "pid": os.getpid()})
+            r.expire(key, int(every * 6))
+        except Exception:  # Redis away for a moment: the next beat will tell
+            pass
+        stop.wait(every)
+    try:
+        r.delete(key)
+    except Exception:
+        pass
+
+
 def run_worker(app: Celery, name: str, concurrency: int | None = None, loglevel: str = "INFO") -> None:
-    """Start a Celery worker node called ``name`` (blocks)."""
+    """Start a Celery worker node called ``name`` (blocks), advertising itself with heartbeats."""
+    concurrency = concurrency or os.cpu_count() or 1
+    stop = threading.Event()
+    beat = threading.Thread(target=heartbeat, args=(app, name, concurrency, stop), daemon=True)
+    beat.start()
+    try:
+        _worker_main(app, name, concurrency, loglevel)
+    finally:
+        stop.set()
+        beat.join(timeout=2)
+
+
+def _worker_main(app: Celery, name: str, concurrency: int, loglevel: str) -> None:
     argv = ["worker", f"--hostname={name}@%h" if "@" not in name else f"--hostname={name}",
-            f"--concurrency={concurrency or os.cpu_count() or 1}", "--pool=prefork", f"--loglevel={loglevel}",
+            f"--concurrency={concurrency}", "--pool=prefork", f"--loglevel={loglevel}",
             "--without-gossip", "--without-mingle"]
     app.worker_main(argv)
