@@ -1,0 +1,130 @@
+"""The JSON API. Views validate, call one function, return a dict."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+
+from flask import Blueprint, current_app, g, jsonify, request, send_file
+
+from segenc.errors import CorruptInputError, InputError, LimitExceededError
+from segenc.model import RUNGS
+from segenc.probe import probe
+from segenc.settings import Settings
+
+from .app import token_ok
+from .jobs import Jobs, parse_job_id
+
+api = Blueprint("api", __name__, url_prefix="/api")
+
+
+def jobs() -> Jobs:
+    return current_app.extensions["segenc_jobs"]
+
+
+def error(message: str, status: int):
+    return jsonify(error=message), status
+
+
+@api.before_request
+def require_token():
+    if not token_ok(current_app):
+        return error("missing or wrong API token", 401)
+
+
+@api.post("/upload")
+def upload():
+    job_id = str(uuid.uuid4())
+    folder = jobs().upload_dir(job_id)
+    g.upload_part = folder / "source.part"
+    try:
+        return _accept(job_id, folder)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _accept(job_id: str, folder):
+    f = request.files.get("file")
+    if f is None or not f.filename:
+        shutil.rmtree(folder, ignore_errors=True)
+        return error("no file in the upload (multipart field 'file')", 400)
+    ladder = tuple(q.strip() for q in request.form.get("ladder", ",".join(("480p", "720p", "1080p"))).split(",") if q.strip())
+    if not ladder or any(q not in RUNGS for q in ladder):
+        shutil.rmtree(folder, ignore_errors=True)
+        return error(f"unknown ladder {request.form.get('ladder')!r}; choose from {', '.join(RUNGS)}", 400)
+    f.stream.flush()
+    source = folder / "source"
+    os.replace(g.upload_part, source)
+    settings = Settings()
+    try:
+        info = probe(source, settings.limits)
+    except (CorruptInputError, LimitExceededError) as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        return error(_public(exc), 422)
+    except InputError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        return error(_public(exc), 415)
+    jobs().start(job_id, os.path.basename(f.filename)[:255], info, ladder, settings)
+    return {"job_id": job_id, "status": "queued"}, 202
+
+
+def _public(exc: Exception) -> str:
+    """Errors name the file 'source' on disk; say 'the upload' instead."""
+    return str(exc).replace("source: ", "the upload: ", 1)
+
+
+@api.get("/status/<job_id>")
+def status(job_id: str):
+    jid = parse_job_id(job_id)
+    if jid is None:
+        return error("not a valid job id", 400)
+    view = jobs().view(jid)
+    return view if view else error("no such job", 404)
+
+
+@api.get("/jobs")
+def list_jobs():
+    try:
+        page = max(1, int(request.args.get("page", 1)))
+        limit = min(200, max(1, int(request.args.get("limit", 50))))
+    except ValueError:
+        return error("page and limit must be whole numbers", 400)
+    return jobs().list(page, limit)
+
+
+@api.delete("/jobs/<job_id>")
+def delete_job(job_id: str):
+    jid = parse_job_id(job_id)
+    if jid is None:
+        return error("not a valid job id", 400)
+    if jobs().view(jid) is None:
+        return error("no such job", 404)
+    jobs().cancel_and_delete(jid)
+    return {"job_id": jid, "deleted": True}
+
+
+@api.get("/video/<job_id>/<quality>")
+def video(job_id: str, quality: str):
+    jid = parse_job_id(job_id)
+    if jid is None:
+        return error("not a valid job id", 400)
+    if quality not in RUNGS:
+        return error(f"unknown quality {quality!r}", 404)
+    view = jobs().view(jid)
+    if view is None:
+        return error("no such job", 404)
+    if quality not in view["renditions"]:
+        return error(f"this job has no {quality} rendition", 404)
+    if view["status"] != "done":
+        return error(f"the job is {view['status']}, not done yet", 409)
+    path = jobs().output(jid, quality)
+    if not path.is_file():
+        return error("the file is gone", 404)
+    return send_file(path, mimetype="video/mp4", conditional=True, download_name=f"{quality}.mp4")
+
+
+@api.get("/workers")
+def workers():
+    return {"workers": jobs().workers()}
