@@ -62,7 +62,9 @@ def encode_chunk(spec: ChunkSpec, root: str | os.PathLike, report: Reporter = nu
 
 def finish(plan: Plan, results: list[ChunkResult], root: str | os.PathLike, out_dir: str | os.PathLike,
            report: Reporter = null_reporter) -> EncodeResult:
-    """The chord body: check every chunk, concat each rendition, package atomically."""
+    """The chord body: check every chunk, concat each rendition, package atomically.
+
+    The caller announces ``done`` once it has recorded the result (so followers see the outputs)."""
     out_dir = Path(out_dir)
     report(ProgressEvent(plan.job_id, "stage", stage="concatenating"))
     t = time.perf_counter()
@@ -90,7 +92,6 @@ def finish(plan: Plan, results: list[ChunkResult], root: str | os.PathLike, out_
         for p in staged.values():
             if p.exists():
                 p.unlink()
-    report(ProgressEvent(plan.job_id, "stage", stage="done"))
     return result
 
 
@@ -119,6 +120,7 @@ def encode(source: str | os.PathLike, out_dir: str | os.PathLike, ladder=DEFAULT
                            workdir=workdir, report=report)
             report(ProgressEvent(plan.job_id, "stage", stage="encoding"))
             result = runner.execute(plan, root, out_dir, report)
+            report(ProgressEvent(plan.job_id, "stage", stage="done"))
         except Exception as exc:
             report(ProgressEvent(job_id, "stage", stage="failed", message=str(exc)))
             raise

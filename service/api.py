@@ -9,7 +9,7 @@ import uuid
 from flask import Blueprint, current_app, g, jsonify, request, send_file
 
 from segenc.errors import CorruptInputError, InputError, LimitExceededError
-from segenc.model import RUNGS
+from segenc.model import DEFAULT_LADDER, RUNGS
 from segenc.probe import probe
 from segenc.settings import Settings
 
@@ -50,14 +50,21 @@ def _accept(job_id: str, folder):
     if f is None or not f.filename:
         shutil.rmtree(folder, ignore_errors=True)
         return error("no file in the upload (multipart field 'file')", 400)
-    ladder = tuple(q.strip() for q in request.form.get("ladder", ",".join(("480p", "720p", "1080p"))).split(",") if q.strip())
+    ladder = tuple(q.strip() for q in request.form.get("ladder", ",".join(DEFAULT_LADDER)).split(",") if q.strip())
     if not ladder or any(q not in RUNGS for q in ladder):
         shutil.rmtree(folder, ignore_errors=True)
         return error(f"unknown ladder {request.form.get('ladder')!r}; choose from {', '.join(RUNGS)}", 400)
+    try:
+        chunk = float(request.form.get("chunk_seconds") or Settings().chunk_seconds)
+        if not 0.5 <= chunk <= 600:
+            raise ValueError
+    except ValueError:
+        shutil.rmtree(folder, ignore_errors=True)
+        return error("chunk_seconds must be a number of seconds between 0.5 and 600", 400)
     f.stream.flush()
     source = folder / "source"
     os.replace(g.upload_part, source)
-    settings = Settings()
+    settings = Settings(chunk_seconds=chunk)
     try:
         info = probe(source, settings.limits)
     except (CorruptInputError, LimitExceededError) as exc:

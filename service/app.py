@@ -37,19 +37,23 @@ def create_app(config: dict | None = None) -> Flask:
             "REDIS_URL": os.environ["SEGENC_REDIS_URL"],
             "API_TOKEN": os.environ.get("SEGENC_API_TOKEN") or None,
             "MAX_UPLOAD_MB": int(os.environ.get("SEGENC_MAX_UPLOAD_MB", "2048")),
+            "CLUSTER_SECRET": os.environ.get("SEGENC_CLUSTER_SECRET") or None,
         }
     app = Flask(__name__)
     app.request_class = StreamingRequest
     app.config.update(config)
     app.config["MAX_CONTENT_LENGTH"] = int(config["MAX_UPLOAD_MB"]) * 1024 * 1024
     root = Path(config["TMP_DIR"]).resolve()
+    app.config["TMP_DIR"] = root
     celery = make_app(config["REDIS_URL"], root=root)
     app.extensions["segenc_jobs"] = Jobs(JobState(connect(config["REDIS_URL"])), celery, root)
 
     from .api import api
+    from .transfer import transfer
     from .ws import register_ws
 
     app.register_blueprint(api)
+    app.register_blueprint(transfer)
     register_ws(app)
 
     @app.get("/")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -40,6 +41,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=None, help="worker processes (default: number of cores)")
     p.add_argument("--api-token", default=os.environ.get("SEGENC_API_TOKEN"),
                    help="require this bearer token on the API and WebSocket (env SEGENC_API_TOKEN)")
+    p.add_argument("--cluster-secret", default=os.environ.get("SEGENC_CLUSTER_SECRET"),
+                   help="shared secret for chunk transfer between workers and the main instance "
+                        "(main: generated if not given; workers: read from the connection file)")
+    p.add_argument("--redis-host", default="127.0.0.1",
+                   help="address the embedded Redis binds (default 127.0.0.1; it always has a password)")
+    p.add_argument("--public-url", default=None,
+                   help="URL workers on other hosts use to reach this instance (default http://HOST:PORT)")
+    p.add_argument("--queues", default=None, help=argparse.SUPPRESS)
     p.add_argument("--max-upload-mb", type=int, default=int(os.environ.get("SEGENC_MAX_UPLOAD_MB", "2048")),
                    help="largest upload accepted, in MB (default 2048)")
     return p
@@ -78,19 +87,25 @@ def prepare_tmp(tmp: Path) -> Path:
 
 
 def run_worker(args, tmp: Path) -> int:
-    from segenc.runners.celery import make_app, run_worker as start
+    from segenc.runners.celery import MAIN_QUEUE, make_app, run_worker as start
 
-    from .cluster import read_connection
+    from .cluster import CLUSTER_FILE, read_connection, runtime_dir
 
-    url = args.redis_url or (read_connection(tmp) or {}).get("redis_url")
+    conn = read_connection(tmp) or {}
+    url = args.redis_url or conn.get("redis_url")
     if not url:
-        raise StartupError(f"no main instance found: {tmp}/cluster.json is missing. Start the main instance "
-                           f"with --tmp-dir {tmp}, or pass --redis-url redis://:PASSWORD@HOST:PORT/0")
+        raise StartupError(f"no main instance found (no {CLUSTER_FILE} in {tmp} or {runtime_dir()}): start "
+                           f"python3 start_service.py --tmp-dir DIR on this host first, or pass "
+                           f"--redis-url redis://:PASSWORD@HOST:PORT/0")
     _check_redis(url)
     os.environ["SEGENC_WORKER_NAME"] = args.worker_name
-    app = make_app(url, root=tmp)
-    print(f"segenc worker {args.worker_name}: storage {tmp}", flush=True)
-    start(app, args.worker_name, args.concurrency)
+    secret = args.cluster_secret or conn.get("cluster_secret")
+    shared = (tmp / CLUSTER_FILE).exists()  # on the main instance's storage: it can prepare and finish too
+    queues = tuple(args.queues.split(",")) if args.queues else (("celery", MAIN_QUEUE) if shared else ("celery",))
+    app = make_app(url, root=tmp, cluster_secret=secret)
+    mode = "shared storage" if shared else "its own storage; segments come over HTTP"
+    print(f"segenc worker {args.worker_name}: {tmp} ({mode})", flush=True)
+    start(app, args.worker_name, args.concurrency, queues=queues)
     return 0
 
 
@@ -126,6 +141,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def run_main(args, tmp: Path) -> int:
+    from segenc.runners.celery import MAIN_QUEUE
+
     from .cluster import remove_connection, write_connection
     from .redis_server import PortInUseError, RedisServer
 
@@ -142,31 +159,34 @@ def run_main(args, tmp: Path) -> int:
             _check_redis(url)
         else:
             try:
-                redis_server = RedisServer(tmp, port=args.redis_port or None)
+                redis_server = RedisServer(tmp, port=args.redis_port or None, host=args.redis_host)
                 redis_server.start()
             except PortInUseError as exc:
                 raise StartupError(str(exc)) from None
             except RuntimeError as exc:
                 raise StartupError(f"could not start redis-server: {exc}") from None
             url = redis_server.url
-        web_url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
-        write_connection(tmp, url, web_url)
-        env = dict(os.environ, SEGENC_REDIS_URL=url, SEGENC_TMP_DIR=str(tmp),
-                   SEGENC_MAX_UPLOAD_MB=str(args.max_upload_mb), SEGENC_WORKER_NAME="main")
+        web_url = args.public_url or f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
+        secret = args.cluster_secret or secrets.token_urlsafe(32)
+        write_connection(tmp, url, web_url, secret)
+        _advertise(url, web_url)
+        env = dict(os.environ, SEGENC_REDIS_URL=url, SEGENC_TMP_DIR=str(tmp), SEGENC_CLUSTER_SECRET=secret,
+                   SEGENC_MAX_UPLOAD_MB=str(args.max_upload_mb))
         if args.api_token:
             env["SEGENC_API_TOKEN"] = args.api_token
-        here = Path(__file__).resolve().parent.parent
-        procs.append(subprocess.Popen(
+        commands = [
             [sys.executable, "-m", "service.cli", "--worker-name", "main_worker", "--tmp-dir", str(tmp),
-             "--redis-url", url] + (["--concurrency", str(args.concurrency)] if args.concurrency else []),
-            env=env, cwd=here))
-        procs.append(subprocess.Popen(
+             "--redis-url", url, "--queues", f"celery,{MAIN_QUEUE}"]
+            + (["--concurrency", str(args.concurrency)] if args.concurrency else []),
             [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1", "--threads", "32",
              "--bind", f"{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}",
              "--timeout", "0", "--graceful-timeout", "5", "--log-level", "warning", "service.app:create_app()"],
-            env=env, cwd=here))
+        ]
+        here = Path(__file__).resolve().parent.parent
+        for cmd in commands:
+            procs.append(subprocess.Popen(cmd, env=env, cwd=here))
         print(f"segenc is up: {web_url}  (storage {tmp}, Ctrl-C stops everything)", flush=True)
-        return _supervise(procs)
+        return _supervise(procs, commands, env, here)
     finally:
         for p in reversed(procs):
             _stop(p)
@@ -175,8 +195,22 @@ def run_main(args, tmp: Path) -> int:
             redis_server.stop()
 
 
-def _supervise(procs: list[subprocess.Popen]) -> int:
+def _advertise(redis_url: str, web_url: str) -> None:
+    """Tell workers (through Redis) where to fetch segments and upload chunks."""
+    import redis
+
+    from segenc.runners.celery import CLUSTER_KEY
+
+    redis.Redis.from_url(redis_url).hset(CLUSTER_KEY, mapping={"web_url": web_url})
+
+
+RESTARTS_PER_MINUTE = 5
+
+
+def _supervise(procs: list[subprocess.Popen], commands: list[list[str]], env: dict, cwd: Path) -> int:
+    """Wait for Ctrl-C/SIGTERM; a child that dies is restarted (a few times a minute at most)."""
     stopping = {"sig": None}
+    restarts: list[float] = []
 
     def on_signal(signum, frame):
         stopping["sig"] = signum
@@ -184,11 +218,16 @@ def _supervise(procs: list[subprocess.Popen]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     while stopping["sig"] is None:
-        for p in procs:
-            if p.poll() is not None:
-                sys.stderr.write(f"error: a service process exited unexpectedly (status {p.returncode}); "
-                                 f"stopping everything\n")
-                return 1
+        for i, p in enumerate(procs):
+            if p.poll() is not None and stopping["sig"] is None:
+                now = time.monotonic()
+                restarts[:] = [t for t in restarts if now - t < 60] + [now]
+                if len(restarts) > RESTARTS_PER_MINUTE:
+                    sys.stderr.write(f"error: a service process keeps exiting (status {p.returncode}); "
+                                     f"stopping everything\n")
+                    return 1
+                sys.stderr.write(f"segenc: {Path(commands[i][2]).name} process exited ({p.returncode}); restarting\n")
+                procs[i] = subprocess.Popen(commands[i], env=env, cwd=cwd)
         time.sleep(0.3)
     print("segenc: stopping...", flush=True)
     return 0

@@ -16,7 +16,7 @@ from typing import Any
 
 from segenc.pipeline import load_plan
 from segenc.progress import ProgressEvent
-from segenc.runners.celery import HEARTBEAT_KEY as WORKER_KEY, submit
+from segenc.runners.celery import HEARTBEAT_KEY as WORKER_KEY, MAIN_QUEUE, submit
 from segenc.runners.redis_state import CHANNEL, TERMINAL, JobState
 
 STATUSES = ("queued", "splitting", "encoding", "concatenating", "done", "failed", "cancelled")
@@ -44,7 +44,7 @@ class Jobs:
 
     def start(self, job_id: str, filename: str, info, ladder, settings) -> None:
         self.state.create(job_id, filename=filename, source_info=info.summary(), ladder=list(ladder))
-        submit(self.celery, job_id, f"uploads/{job_id}/source", ladder=ladder, settings=settings)
+        submit(self.celery, job_id, f"uploads/{job_id}/source", ladder=ladder, settings=settings, queue=MAIN_QUEUE)
         self.state.r.publish(CHANNEL, ProgressEvent(job_id, "stage", stage="queued").to_json())
 
     def view(self, job_id: str) -> dict[str, Any] | None:
@@ -59,7 +59,7 @@ class Jobs:
         status = "splitting" if stage == "probing" else stage
         src = snap.get("source_info") or {}
         outputs = {o["name"]: o for o in snap.get("outputs") or []}
-        planned = {r["name"]: r for r in snap.get("renditions") or []} if isinstance(snap.get("renditions"), list) else {}
+        planned = {r["name"]: r for r in snap.get("planned") or []}
         rends: dict[str, Any] = {}
         names = list(snap["renditions"]) if isinstance(snap["renditions"], dict) and snap["renditions"] else list(planned)
         for name in names or snap.get("ladder") or []:

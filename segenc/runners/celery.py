@@ -34,7 +34,8 @@ MAX_ATTEMPTS = 3
 
 
 def make_app(broker_url: str, *, root: str | os.PathLike | None = None, task_time_limit: int = 3600,
-             visibility_timeout: int | None = None, max_attempts: int = MAX_ATTEMPTS) -> Celery:
+             visibility_timeout: int | None = None, max_attempts: int = MAX_ATTEMPTS,
+             cluster_secret: str | None = None) -> Celery:
     """A Celery app wired for segenc. ``root`` is this process's storage root (workers need it)."""
     app = Celery("segenc", broker=broker_url, backend=broker_url, set_as_current=False)
     vt = visibility_timeout or int(task_time_limit * 1.25) + 60
@@ -49,6 +50,7 @@ def make_app(broker_url: str, *, root: str | os.PathLike | None = None, task_tim
         result_expires=7 * 86400, task_track_started=True,
         worker_hijack_root_logger=False,
         segenc_root=str(root) if root else None, segenc_max_attempts=max_attempts,
+        segenc_cluster_secret=cluster_secret,
     )
     _register(app)
     return app
@@ -71,9 +73,10 @@ def _register(app: Celery) -> None:
             raise
         if state.stage(job_id) in TERMINAL:  # cancelled while splitting
             return ""
-        state.set(job_id, source_info=plan.info.summary(), renditions=[r.to_dict() for r in plan.renditions])
+        state.set(job_id, source_info=plan.info.summary(), planned=[r.to_dict() for r in plan.renditions])
         state.apply(ProgressEvent(job_id, "stage", stage="encoding"))
-        result = job_signature(self.app, plan, out).apply_async()
+        queue = (self.request.delivery_info or {}).get("routing_key") or None
+        result = job_signature(self.app, plan, out, finish_queue=queue).apply_async()
         state.set(job_id, result_id=result.id)
         return result.id
 
@@ -92,7 +95,7 @@ def _register(app: Celery) -> None:
             _fail(state, spec_, f"chunk {spec_.chunk_id} was started {limit} times and never finished "
                                 f"(its worker died each time)")
         try:
-            return run(spec_, root, _reporter(state, spec_.job_id)).to_dict()
+            return _encode_here_or_remote(self.app, state, spec_, run, _reporter(state, spec_.job_id)).to_dict()
         except JobCancelled:
             raise
         except (InputError, IntegrityError) as exc:  # the data is at fault: another try cannot help
@@ -118,6 +121,7 @@ def _register(app: Celery) -> None:
         finally:
             shutil.rmtree(resolve(root, workdir), ignore_errors=True)
         state.set(plan.job_id, outputs=[r.to_dict() for r in res.renditions], timings=res.timings)
+        state.apply(ProgressEvent(plan.job_id, "stage", stage="done"))
         d = res.to_dict()
         d["out_dir"], d["manifest"] = out, f"{out}/manifest.json"
         return d
@@ -130,19 +134,68 @@ def _register(app: Celery) -> None:
             state.apply(ProgressEvent(job_id, "stage", stage="failed", message=f"{type(exc).__name__}: {exc}"))
 
 
-def job_signature(app: Celery, plan: Plan, out: str):
-    """chord(header, body): one task per chunk (task id = job:chunk, visible in inspect), then finish."""
+def job_signature(app: Celery, plan: Plan, out: str, finish_queue: str | None = None):
+    """chord(header, body): one task per chunk (task id = job:chunk, visible in inspect), then finish.
+
+    ``finish_queue`` pins the body to workers that hold the storage (the main instance's queue)."""
     header = [signature("segenc.encode_chunk", args=(t.to_dict(),), app=app).set(task_id=f"{plan.job_id}:{t.chunk_id}")
               for t in plan.tasks()]
     body = signature("segenc.finish", args=(plan.workdir, out), app=app).set(task_id=f"{plan.job_id}:finish")
+    if finish_queue:
+        body = body.set(queue=finish_queue)
     body.link_error(signature("segenc.chord_failed", args=(plan.job_id,), app=app))
     return chord(header, body)
 
 
-def submit(app: Celery, job_id: str, source: str, *, ladder, settings: Settings, out: str | None = None):
-    """Queue a whole job whose source already sits at root-relative ``source``."""
+MAIN_QUEUE = "segenc.main"
+CLUSTER_KEY = "segenc:cluster"
+
+
+def submit(app: Celery, job_id: str, source: str, *, ladder, settings: Settings, out: str | None = None,
+           queue: str | None = None):
+    """Queue a whole job whose source already sits at root-relative ``source``.
+
+    With ``queue`` (the main instance's), preparing and finishing run where the storage is, and
+    chunks may go to any worker: those without the storage transfer segments over HTTP."""
     return app.send_task("segenc.run_job", args=(job_id, source, list(ladder), settings.to_dict(),
-                                                 out or f"encoded/{job_id}"), task_id=f"{job_id}:prepare")
+                                                 out or f"encoded/{job_id}"), task_id=f"{job_id}:prepare",
+                         queue=queue)
+
+
+REMOTE_DIR = "remote"
+
+
+def _remote_root(root: Path) -> Path:
+    """This worker's own cache of transferred files (per node, so neighbours never collide)."""
+    return root / REMOTE_DIR / (os.environ.get("SEGENC_WORKER_NAME") or "worker")
+
+
+def _encode_here_or_remote(app: Celery, state: JobState, spec: ChunkSpec, run, report) -> ChunkResult:
+    """Read the shared storage when this worker has it; otherwise fetch, encode locally, upload."""
+    root = _root(app)
+    if resolve(root, f"work/{spec.job_id}/plan.json").exists():
+        return run(spec, root, report)
+    web = state.r.hget(CLUSTER_KEY, "web_url")
+    secret = app.conf.segenc_cluster_secret
+    if not web or not secret:
+        return run(spec, root, report)  # no main instance to transfer from: fails naming the file
+    from .transfer import Transfer
+
+    local = _remote_root(root)
+    t = Transfer(web, secret, local)
+    t.fetch(spec.source)
+    result = run(spec, local, report)
+    t.push(spec.output)
+    resolve(local, spec.output).unlink(missing_ok=True)
+    state.r.hincrby(CLUSTER_KEY, "bytes_transferred", t.bytes_in + t.bytes_out)
+    return result
+
+
+def sweep_remote(root: Path, state: JobState) -> None:
+    """Drop local copies of jobs that have ended (or vanished)."""
+    for job_dir in (_remote_root(root) / "work").glob("*"):
+        if state.stage(job_dir.name) in (*TERMINAL, None):
+            shutil.rmtree(job_dir, ignore_errors=True)
 
 
 def _root(app: Celery) -> Path:
@@ -249,8 +302,13 @@ def heartbeat(app: Celery, name: str, concurrency: int, stop: threading.Event, e
     """Advertise this worker node in Redis (expires if the node dies) until ``stop`` is set."""
     r = connect(app.conf.broker_url)
     key = HEARTBEAT_KEY + name
+    root = Path(app.conf.segenc_root) if app.conf.segenc_root else None
+    if root is not None:
+        shutil.rmtree(_remote_root(root), ignore_errors=True)  # a dead predecessor's copies
     while not stop.is_set():
         try:
+            if root is not None:
+                sweep_remote(root, JobState(r))
             r.hset(key, mapping={"last_heartbeat": time.time(), "concurrency": concurrency,
                                  "node": f"{name}@{os.uname().nodename}", "pid": os.getpid()})
             r.expire(key, int(every * 6))
@@ -263,21 +321,22 @@ def heartbeat(app: Celery, name: str, concurrency: int, stop: threading.Event, e
         pass
 
 
-def run_worker(app: Celery, name: str, concurrency: int | None = None, loglevel: str = "INFO") -> None:
+def run_worker(app: Celery, name: str, concurrency: int | None = None, loglevel: str = "INFO",
+               queues: tuple[str, ...] = ("celery",)) -> None:
     """Start a Celery worker node called ``name`` (blocks), advertising itself with heartbeats."""
     concurrency = concurrency or os.cpu_count() or 1
     stop = threading.Event()
     beat = threading.Thread(target=heartbeat, args=(app, name, concurrency, stop), daemon=True)
     beat.start()
     try:
-        _worker_main(app, name, concurrency, loglevel)
+        _worker_main(app, name, concurrency, loglevel, queues)
     finally:
         stop.set()
         beat.join(timeout=2)
 
 
-def _worker_main(app: Celery, name: str, concurrency: int, loglevel: str) -> None:
+def _worker_main(app: Celery, name: str, concurrency: int, loglevel: str, queues: tuple[str, ...]) -> None:
     argv = ["worker", f"--hostname={name}@%h" if "@" not in name else f"--hostname={name}",
             f"--concurrency={concurrency}", "--pool=prefork", f"--loglevel={loglevel}",
-            "--without-gossip", "--without-mingle"]
+            "--without-gossip", "--without-mingle", f"--queues={','.join(queues)}"]
     app.worker_main(argv)

@@ -47,8 +47,8 @@ class Instance:
 
 @contextmanager
 def running_instance(tmp_dir: Path, *, token: str | None = None, max_upload_mb: int | None = None,
-                     extra: list[str] | None = None):
-    port = free_port()
+                     extra: list[str] | None = None, runtime_dir: Path | None = None, host: str = "127.0.0.1"):
+    port = free_port(host)
     log = tmp_dir.parent / f"{tmp_dir.name}-service-{port}.log"
     args = [sys.executable, str(REPO / "start_service.py"), "--port", str(port), "--tmp-dir", str(tmp_dir),
             "--redis-port", "0", "--concurrency", "2"]
@@ -57,10 +57,13 @@ def running_instance(tmp_dir: Path, *, token: str | None = None, max_upload_mb: 
     if max_upload_mb:
         args += ["--max-upload-mb", str(max_upload_mb)]
     env = {k: v for k, v in os.environ.items() if k not in ("SEGENC_API_TOKEN", "SEGENC_REDIS_URL")}
+    # Never touch the real user's connection file.
+    env["SEGENC_RUNTIME_DIR"] = str(runtime_dir or tmp_dir.parent / f"{tmp_dir.name}-runtime")
     with open(log, "wb") as out:
         proc = subprocess.Popen(args + (extra or []), cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, env=env)
     inst = Instance(tmp_dir, port, proc, log, token)
+    inst.url = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + 90
         while True:

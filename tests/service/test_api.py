@@ -169,7 +169,7 @@ def test_token_is_required_when_set_and_jobs_survive_a_restart(tmp_path_factory,
 def _start(args, timeout=60):
     return subprocess.run([sys.executable, str(REPO / "start_service.py")] + args, cwd=REPO, capture_output=True,
                           text=True, timeout=timeout, env={"PATH": "/usr/bin:/bin:" + sys.prefix + "/bin",
-                                                           "HOME": "/tmp"})
+                                                           "HOME": "/tmp", "SEGENC_RUNTIME_DIR": "/nonexistent"})
 
 
 def test_startup_errors_are_one_clear_line(tmp_path):

@@ -1,0 +1,104 @@
+"""Chunk transfer over HTTP, for workers that do not share the main instance's storage.
+
+A worker fetches the segment it needs from the main instance into a local cache (once: every
+rendition of that segment reuses it) and uploads the encoded chunk back. Both directions carry a
+SHA-256 of the body and the cluster secret; a short or corrupt transfer is detected and redone
+(downloads resume with a Range request). Only stdlib: this runs inside Celery workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from ..errors import EncodeError
+from ..storage import resolve, temp_name
+
+HASH_HEADER = "X-Segenc-Sha256"
+BLOCK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Transfer:
+    def __init__(self, base_url: str, secret: str, local_root: Path, tries: int = 5, timeout: float = 60) -> None:
+        self.base = base_url.rstrip("/")
+        self.secret = secret
+        self.local_root = Path(local_root)
+        self.tries = tries
+        self.timeout = timeout
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    def _request(self, method: str, rel: str, data=None, headers: dict | None = None):
+        req = urllib.request.Request(f"{self.base}/internal/files/{rel}", data=data, method=method,
+                                     headers={"Authorization": f"Bearer {self.secret}", **(headers or {})})
+        return urllib.request.urlopen(req, timeout=self.timeout)
+
+    def fetch(self, rel: str) -> Path:
+        """``rel`` from the main instance into the local cache (kept for reuse); returns its path."""
+        dest = resolve(self.local_root, rel)
+        if dest.exists():
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = temp_name(dest)
+        last: Exception | None = None
+        for attempt in range(self.tries):
+            try:
+                have = part.stat().st_size if part.exists() else 0
+                headers = {"Range": f"bytes={have}-"} if have else {}
+                with self._request("GET", rel, headers=headers) as resp:
+                    expected = resp.headers.get(HASH_HEADER)
+                    mode = "ab" if have and resp.status == 206 else "wb"
+                    with open(part, mode) as f:
+                        while block := resp.read(BLOCK):
+                            f.write(block)
+                            self.bytes_in += len(block)
+                if expected and sha256_file(part) == expected:
+                    os.replace(part, dest)
+                    return dest
+                part.unlink(missing_ok=True)  # corrupt or short: start over
+                last = EncodeError(f"{rel}: content hash mismatch after download")
+            except urllib.error.HTTPError as exc:
+                if exc.code in (401, 403, 404):
+                    raise EncodeError(f"fetching {rel} from {self.base} failed: HTTP {exc.code} "
+                                      f"{'(wrong cluster secret?)' if exc.code in (401, 403) else ''}") from exc
+                last = exc
+            except (OSError, urllib.error.URLError) as exc:
+                last = exc  # keep the partial file: the next try resumes it
+            time.sleep(min(0.5 * 2 ** attempt, 5))
+        part.unlink(missing_ok=True)
+        raise EncodeError(f"fetching {rel} from {self.base} failed after {self.tries} tries: {last}")
+
+    def push(self, rel: str) -> None:
+        """Upload the local ``rel`` to the main instance, which verifies and renames it into place."""
+        src = resolve(self.local_root, rel)
+        digest = sha256_file(src)
+        size = src.stat().st_size
+        last: Exception | None = None
+        for attempt in range(self.tries):
+            try:
+                with open(src, "rb") as f:
+                    with self._request("PUT", rel, data=f, headers={HASH_HEADER: digest,
+                                                                    "Content-Length": str(size),
+                                                                    "Content-Type": "application/octet-stream"}):
+                        self.bytes_out += size
+                        return
+            except urllib.error.HTTPError as exc:
+                if exc.code in (401, 403):
+                    raise EncodeError(f"uploading {rel} to {self.base} was refused (wrong cluster secret?)") from exc
+                last = exc
+            except (OSError, urllib.error.URLError) as exc:
+                last = exc
+            time.sleep(min(0.5 * 2 ** attempt, 5))
+        raise EncodeError(f"uploading {rel} to {self.base} failed after {self.tries} tries: {last}")

@@ -1,0 +1,71 @@
+"""The main instance's side of chunk transfer: workers without shared storage fetch segments and
+upload chunks here. Authenticated with the cluster secret; only job work files, by strict pattern.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+
+from flask import Blueprint, current_app, jsonify, request, send_file
+
+from segenc.model import RUNGS
+from segenc.runners.transfer import HASH_HEADER, sha256_file
+from segenc.storage import resolve, temp_name
+
+transfer = Blueprint("transfer", __name__, url_prefix="/internal")
+
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+READABLE = re.compile(rf"^work/{_UUID}/(segments/s\d{{4}}\.mkv|audio-source\.mka)$")
+WRITABLE = re.compile(rf"^work/{_UUID}/(chunks/({'|'.join(map(re.escape, RUNGS))})/s\d{{4}}\.ts|audio\.m4a)$")
+
+
+def _error(message: str, status: int):
+    return jsonify(error=message), status
+
+
+@transfer.before_request
+def require_secret():
+    secret = current_app.config.get("CLUSTER_SECRET") or ""
+    given = request.headers.get("Authorization", "")[7:]
+    if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
+        return _error("missing or wrong cluster secret", 401)
+
+
+@transfer.get("/files/<path:rel>")
+def get_file(rel: str):
+    if not READABLE.match(rel):
+        return _error("not a transferable file", 404)
+    path = resolve(current_app.config["TMP_DIR"], rel)
+    if not path.is_file():
+        return _error("no such file", 404)
+    resp = send_file(path, mimetype="application/octet-stream", conditional=True)
+    resp.headers[HASH_HEADER] = sha256_file(path)
+    return resp
+
+
+@transfer.put("/files/<path:rel>")
+def put_file(rel: str):
+    if not WRITABLE.match(rel):
+        return _error("not a writable chunk path", 404)
+    expected = request.headers.get(HASH_HEADER, "")
+    root = current_app.config["TMP_DIR"]
+    path = resolve(root, rel)
+    if not resolve(root, "/".join(rel.split("/")[:2])).is_dir():
+        return _error("no such job (finished or cancelled)", 404)  # never recreate a removed job
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(path).with_suffix(f".{os.urandom(4).hex()}")
+    h = hashlib.sha256()
+    try:
+        with open(tmp, "wb") as f:
+            while block := request.stream.read(1 << 20):
+                f.write(block)
+                h.update(block)
+        if not hmac.compare_digest(h.hexdigest(), expected):
+            return _error("content hash mismatch: the upload was damaged, send it again", 422)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"stored": rel, "bytes": path.stat().st_size}, 201
