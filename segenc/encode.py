@@ -12,6 +12,7 @@ import bisect
 import os
 import socket
 import time
+from contextlib import ExitStack
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from .storage import atomic_path, resolve
 
 # Tolerance when matching a segment frame (1 ms Matroska timestamps) to a listed source frame.
 MATCH_TOLERANCE = Fraction(3, 2000)
+# Decoded frames past a segment's end that its file may hold (B-frame reordering).
+REORDER_SLACK = 64
 ROTATE = {90: ["transpose=clock"], 180: ["hflip", "vflip"], 270: ["transpose=cclock"]}
 
 
@@ -33,72 +36,107 @@ def worker_name() -> str:
     return os.environ.get("SEGENC_WORKER_NAME") or f"{socket.gethostname()}:{os.getpid()}"
 
 
-def encode_video_chunk(spec: ChunkSpec, root: str | os.PathLike, report: Reporter = null_reporter) -> ChunkResult:
+def encode_video_chunks(specs: list[ChunkSpec], root: str | os.PathLike,
+                        report: Reporter = null_reporter) -> list[ChunkResult]:
+    """Encode one segment to one or more renditions, decoding it once."""
     t_start = time.perf_counter()
-    src = resolve(root, spec.source)
-    out = resolve(root, spec.output)
+    lead = specs[0]
+    if any(s.source != lead.source or s.frame_pts != lead.frame_pts for s in specs):
+        raise EncodeError("chunks encoded together must share one segment")
+    src = resolve(root, lead.source)
     if not src.exists():
-        raise EncodeError(f"chunk {spec.chunk_id}: segment file {spec.source} is missing")
-    rend = spec.rendition
-    tb = Fraction(spec.time_base)
-    wanted = [p * tb for p in spec.frame_pts]
+        raise EncodeError(f"chunk {lead.chunk_id}: segment file {lead.source} is missing")
+    tb = Fraction(lead.time_base)
+    wanted = [p * tb for p in lead.frame_pts]
     first, last = wanted[0], wanted[-1]
-    limits = spec.settings.limits
+    limits = lead.settings.limits
+    # Frames a segment may decode: its pre-roll, its own frames, and a B-frame tail.
+    max_decoded = lead.preroll + len(wanted) + REORDER_SLACK
     worker = worker_name()
-    report(ProgressEvent(spec.job_id, "chunk_started", chunk_id=spec.chunk_id, rendition=rend.name, worker=worker))
+    for s in specs:
+        report(ProgressEvent(s.job_id, "chunk_started", chunk_id=s.chunk_id, rendition=s.rendition.name, worker=worker))
     throttle = Throttle()
     got = [False] * len(wanted)
-    encoded = 0
     decoded = 0
     try:
-        with av.open(str(src), "r", format="matroska", container_options={"protocol_whitelist": "file"}) as ic, \
-                atomic_path(out) as tmp, av.open(str(tmp), "w", format="mpegts") as oc:
+        with ExitStack() as stack:
+            ic = stack.enter_context(av.open(str(src), "r", format="matroska",
+                                             container_options={"protocol_whitelist": "file"}))
+            outs = [_Output(s, stack.enter_context(atomic_path(resolve(root, s.output))), tb) for s in specs]
+            for o in outs:
+                stack.callback(o.container.close)
             ist = ic.streams.video[0]
             ist.codec_context.thread_count = 1
             seg_tb = ist.time_base
-            ost = _x264_stream(oc, spec, tb)
-            graph = None
             offset = None
             for pkt in ic.demux(ist):
                 if offset is None and pkt.pts is not None:
-                    offset = pkt.pts * seg_tb - spec.key_pts * tb  # segment clock minus source clock
+                    offset = pkt.pts * seg_tb - lead.key_pts * tb  # segment clock minus source clock
                 for frame in _decode(ist, pkt):
                     decoded += 1
-                    if decoded > len(spec.frame_pts) + (spec.key_pts and 0) + 100_000 or \
-                            frame.width > limits.max_width or frame.height > limits.max_height:
-                        raise LimitExceededError(f"chunk {spec.chunk_id}: the stream is not what its header said "
-                                                 f"({frame.width}x{frame.height} frame, {decoded} frames decoded)")
+                    if decoded > max_decoded or frame.width > limits.max_width or frame.height > limits.max_height:
+                        raise LimitExceededError(
+                            f"chunk {lead.chunk_id}: the stream is not what its header said ({frame.width}x"
+                            f"{frame.height} frame, {decoded} frames decoded where at most {max_decoded} fit)")
                     t = frame.pts * seg_tb - offset
                     if t < first - MATCH_TOLERANCE or t > last + MATCH_TOLERANCE:
                         continue  # pre-roll from the keyframe, or past this chunk's end
                     i = _match(wanted, t)
                     if i is None or got[i]:
-                        raise IntegrityError(f"chunk {spec.chunk_id}: frame at {float(t):.4f}s does not match the source index")
+                        raise IntegrityError(f"chunk {lead.chunk_id}: frame at {float(t):.4f}s does not match "
+                                             f"the source index")
                     got[i] = True
-                    if graph is None:
-                        graph = _graph(frame, rend.width, rend.height, spec)
-                    graph.push(frame)
-                    for out_frame in _pull(graph):
-                        out_frame.pts = spec.frame_pts[i]
-                        out_frame.time_base = tb
-                        out_frame.pict_type = PictureType.NONE  # else x264 obeys the source's frame types
-                        for p in ost.encode(out_frame):
-                            oc.mux(p)
-                        encoded += 1
+                    for o in outs:
+                        o.add(frame, lead.frame_pts[i])
                     if throttle.ready():
-                        report(ProgressEvent(spec.job_id, "frames", chunk_id=spec.chunk_id, rendition=rend.name,
-                                             frames=encoded, worker=worker))
-            for p in ost.encode(None):
-                oc.mux(p)
+                        for o in outs:
+                            report(ProgressEvent(o.spec.job_id, "frames", chunk_id=o.spec.chunk_id,
+                                                 rendition=o.spec.rendition.name, frames=o.encoded, worker=worker))
+            for o in outs:
+                o.flush()
             if not all(got):
                 missing = got.index(False)
-                raise CorruptInputError(f"chunk {spec.chunk_id}: {got.count(False)} of {len(got)} frames could not be "
-                                        f"decoded (first at {float(wanted[missing]):.3f}s); the source is damaged")
+                raise CorruptInputError(f"chunk {lead.chunk_id}: {got.count(False)} of {len(got)} frames could not "
+                                        f"be decoded (first at {float(wanted[missing]):.3f}s); the source is damaged")
     except av.FFmpegError as exc:
-        raise CorruptInputError(f"chunk {spec.chunk_id}: decoding or encoding failed ({exc})") from exc
-    size = out.stat().st_size
-    report(ProgressEvent(spec.job_id, "chunk_done", chunk_id=spec.chunk_id, rendition=rend.name, frames=encoded, worker=worker))
-    return ChunkResult(spec.chunk_id, spec.output, encoded, size, time.perf_counter() - t_start, worker)
+        raise CorruptInputError(f"chunk {lead.chunk_id}: decoding or encoding failed ({exc})") from exc
+    seconds = time.perf_counter() - t_start
+    results = []
+    for o in outs:
+        s = o.spec
+        report(ProgressEvent(s.job_id, "chunk_done", chunk_id=s.chunk_id, rendition=s.rendition.name,
+                             frames=o.encoded, worker=worker))
+        results.append(ChunkResult(s.chunk_id, s.output, o.encoded, resolve(root, s.output).stat().st_size,
+                                   seconds, worker))
+    return results
+
+
+class _Output:
+    """One rendition of a segment: scaler graph -> libx264 -> MPEG-TS chunk file."""
+
+    def __init__(self, spec: ChunkSpec, path, tb: Fraction) -> None:
+        self.spec = spec
+        self.tb = tb
+        self.container = av.open(str(path), "w", format="mpegts")
+        self.stream = _x264_stream(self.container, spec, tb)
+        self.graph: av.filter.Graph | None = None
+        self.encoded = 0
+
+    def add(self, frame: av.VideoFrame, pts: int) -> None:
+        if self.graph is None:
+            self.graph = _graph(frame, self.spec.rendition.width, self.spec.rendition.height, self.spec)
+        self.graph.push(frame)
+        for out in _pull(self.graph):
+            out.pts = pts
+            out.time_base = self.tb
+            out.pict_type = PictureType.NONE  # else x264 obeys the source's frame types
+            for p in self.stream.encode(out):
+                self.container.mux(p)
+            self.encoded += 1
+
+    def flush(self) -> None:
+        for p in self.stream.encode(None):
+            self.container.mux(p)
 
 
 def _x264_stream(oc, spec: ChunkSpec, tb: Fraction):

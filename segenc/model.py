@@ -143,12 +143,18 @@ class ChunkSpec(_Json):
     rotation: int = 0
     duration: float = 0.0
     cost: float = 0.0
+    preroll: int = 0
 
     _nested = {"settings": Settings, "rendition": Rendition}
 
     @property
     def frames(self) -> int:
         return len(self.frame_pts)
+
+
+def task_id(group: tuple[ChunkSpec, ...] | list[ChunkSpec]) -> str:
+    """A task's name: its chunk id, or its segment's (``s0003``) when it encodes several renditions."""
+    return group[0].chunk_id if len(group) == 1 else f"s{group[0].segment:04d}"
 
 
 @dataclass(frozen=True)
@@ -178,10 +184,22 @@ class Plan(_Json):
     _nested = {"info": MediaInfo, "settings": Settings, "renditions": Rendition, "segments": Segment,
                "chunks": ChunkSpec, "audio": ChunkSpec}
 
-    def tasks(self) -> tuple[ChunkSpec, ...]:
-        """Every chord-header task, most expensive first (longest-processing-time scheduling)."""
-        tasks = list(self.chunks) + ([self.audio] if self.audio else [])
-        return tuple(sorted(tasks, key=lambda c: -c.cost))
+    def tasks(self) -> tuple[tuple[ChunkSpec, ...], ...]:
+        """The chord header: groups of chunks run as one task, most expensive first.
+
+        With ``granularity="segment"`` a task decodes its segment once and encodes every
+        rendition; with ``"rendition"`` each segment x rendition is its own task (finer, for
+        many workers). The audio track is always a task of its own."""
+        groups: dict[object, list[ChunkSpec]] = {}
+        for c in self.chunks:
+            key = c.segment if self.settings.granularity == "segment" else c.chunk_id
+            groups.setdefault(key, []).append(c)
+        tasks = [tuple(g) for g in groups.values()] + ([(self.audio,)] if self.audio else [])
+        return tuple(sorted(tasks, key=lambda g: -sum(c.cost for c in g)))
+
+    def specs(self) -> tuple[ChunkSpec, ...]:
+        """Every chunk spec, audio included."""
+        return tuple(self.chunks) + ((self.audio,) if self.audio else ())
 
     def chunks_of(self, rendition: str) -> list[ChunkSpec]:
         return sorted((c for c in self.chunks if c.rendition and c.rendition.name == rendition), key=lambda c: c.segment)

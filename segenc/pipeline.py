@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .audio import encode_audio
 from .concat import concat
-from .encode import encode_video_chunk
+from .encode import encode_video_chunks
 from .errors import IntegrityError
 from .model import DEFAULT_LADDER, ChunkResult, ChunkSpec, EncodeResult, Plan
 from .plan import plan as make_plan
@@ -53,11 +53,17 @@ def prepare(source: str | os.PathLike, root: str | os.PathLike, *, job_id: str |
     return plan
 
 
+def encode_chunks(specs, root: str | os.PathLike, report: Reporter = null_reporter) -> list[ChunkResult]:
+    """One chord-header task: a segment's renditions (decoded once), or the audio track."""
+    specs = list(specs)
+    if specs[0].kind == "audio":
+        return [encode_audio(s, root, report) for s in specs]
+    return encode_video_chunks(specs, root, report)
+
+
 def encode_chunk(spec: ChunkSpec, root: str | os.PathLike, report: Reporter = null_reporter) -> ChunkResult:
-    """One chord-header task: a video chunk of one rendition, or the audio track."""
-    if spec.kind == "audio":
-        return encode_audio(spec, root, report)
-    return encode_video_chunk(spec, root, report)
+    """One segment x rendition, or the audio track."""
+    return encode_chunks([spec], root, report)[0]
 
 
 def finish(plan: Plan, results: list[ChunkResult], root: str | os.PathLike, out_dir: str | os.PathLike,
@@ -69,7 +75,7 @@ def finish(plan: Plan, results: list[ChunkResult], root: str | os.PathLike, out_
     report(ProgressEvent(plan.job_id, "stage", stage="concatenating"))
     t = time.perf_counter()
     by_id = {r.chunk_id: r for r in results}
-    for spec in plan.tasks():
+    for spec in plan.specs():
         r = by_id.get(spec.chunk_id)
         if r is None:
             raise IntegrityError(f"chunk {spec.chunk_id} has no result; refusing to concat partial results")

@@ -102,6 +102,7 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
                 duration=float((_end_pts(info, seg) - pts[0]) * info.tb),
                 # x264 time grows with output pixels; decode/scale with source pixels.
                 cost=seg.frames * r.width * r.height + 0.15 * decoded * info.width * info.height,
+                preroll=seg.first_frame - seg.key_frame,
             ))
     audio = None
     if info.has_audio:

@@ -32,9 +32,12 @@ class Settings:
     chunk_seconds: float = 10.0
     audio_bitrate: int = 128_000
     scaler: str = "bicubic"
+    granularity: str = "segment"
     limits: Limits = Limits()
 
     def __post_init__(self) -> None:
+        if self.granularity not in GRANULARITIES:
+            raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}, got {self.granularity!r}")
         if not 0 <= self.crf <= 51:
             raise ValueError(f"crf must be between 0 and 51, got {self.crf}")
         if self.chunk_seconds <= 0:
@@ -55,6 +58,10 @@ class Settings:
     def with_(self, **changes: Any) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+
+# "segment": one task per segment, decoding once and encoding every rendition.
+# "rendition": one task per segment x rendition (each decodes the segment; finer grained).
+GRANULARITIES = ("segment", "rendition")
 
 X264_PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from segenc.model import task_id
 from segenc.pipeline import load_plan
 from segenc.progress import ProgressEvent
 from segenc.runners.celery import HEARTBEAT_KEY as WORKER_KEY, MAIN_QUEUE, submit
@@ -106,7 +107,7 @@ class Jobs:
             plan = load_plan(self.root, f"work/{job_id}")
         except (OSError, ValueError):
             return ids  # not split yet: only the prepare task exists
-        return ids + [f"{job_id}:{t.chunk_id}" for t in plan.tasks()]
+        return ids + [f"{job_id}:{task_id(t)}" for t in plan.tasks()]
 
     def workers(self) -> list[dict[str, Any]]:
         now = time.time()

@@ -24,7 +24,7 @@ from typing import Any
 from celery import Celery, chord, signature
 
 from ..errors import InputError, IntegrityError, JobCancelled, JobFailed, SegencError
-from ..model import ChunkResult, ChunkSpec, EncodeResult, Plan
+from ..model import ChunkResult, ChunkSpec, EncodeResult, Plan, task_id
 from ..progress import ProgressEvent, Reporter
 from ..settings import Settings
 from ..storage import resolve
@@ -81,32 +81,35 @@ def _register(app: Celery) -> None:
         return result.id
 
     @app.task(bind=True, name="segenc.encode_chunk")
-    def encode_chunk(self, spec: dict) -> dict:
-        from ..pipeline import encode_chunk as run
+    def encode_chunk(self, specs: list[dict]) -> list[dict]:
+        """A segment's renditions (decoded once) or the audio track; see Plan.tasks()."""
+        from ..pipeline import encode_chunks
 
-        spec_ = ChunkSpec.from_dict(spec)
+        group = [ChunkSpec.from_dict(s) for s in specs]
+        job_id, name = group[0].job_id, task_id(group)
         root, state = _root(self.app), _state(self.app)
-        stage = state.stage(spec_.job_id)
+        stage = state.stage(job_id)
         if stage in ("failed", "cancelled"):
-            raise JobCancelled(f"job {spec_.job_id} is {stage}; chunk {spec_.chunk_id} skipped")
-        tries = state.attempt(spec_.job_id, spec_.chunk_id)
+            raise JobCancelled(f"job {job_id} is {stage}; chunk {name} skipped")
+        tries = state.attempt(job_id, name)
         limit = self.app.conf.segenc_max_attempts
         if tries > limit:
-            _fail(state, spec_, f"chunk {spec_.chunk_id} was started {limit} times and never finished "
-                                f"(its worker died each time)")
+            _fail(state, job_id, name, f"chunk {name} was started {limit} times and never finished "
+                                       f"(its worker died each time)")
         try:
-            return _encode_here_or_remote(self.app, state, spec_, run, _reporter(state, spec_.job_id)).to_dict()
+            results = _encode_here_or_remote(self.app, state, group, encode_chunks, _reporter(state, job_id))
+            return [r.to_dict() for r in results]
         except JobCancelled:
             raise
         except (InputError, IntegrityError) as exc:  # the data is at fault: another try cannot help
-            _fail(state, spec_, f"chunk {spec_.chunk_id} failed: {exc}", exc)
+            _fail(state, job_id, name, f"chunk {name} failed: {exc}", exc)
         except Exception as exc:
             if tries < limit:
                 raise self.retry(exc=exc, countdown=min(2 ** tries, 10))
-            _fail(state, spec_, f"chunk {spec_.chunk_id} failed {tries} times: {exc}", exc)
+            _fail(state, job_id, name, f"chunk {name} failed {tries} times: {exc}", exc)
 
     @app.task(bind=True, name="segenc.finish")
-    def finish(self, results: list[dict], workdir: str, out: str) -> dict:
+    def finish(self, results: list[list[dict]], workdir: str, out: str) -> dict:
         from ..pipeline import finish as run, load_plan
 
         root, state = _root(self.app), _state(self.app)
@@ -114,7 +117,8 @@ def _register(app: Celery) -> None:
         if state.stage(plan.job_id) in ("failed", "cancelled"):
             raise JobCancelled(f"job {plan.job_id} is {state.stage(plan.job_id)}; not concatenating")
         try:
-            res = run(plan, [ChunkResult.from_dict(r) for r in results], root, resolve(root, out), state.apply)
+            flat = [ChunkResult.from_dict(r) for group in results for r in group]
+            res = run(plan, flat, root, resolve(root, out), state.apply)
         except SegencError as exc:
             state.apply(ProgressEvent(plan.job_id, "stage", stage="failed", message=str(exc)))
             raise
@@ -138,8 +142,8 @@ def job_signature(app: Celery, plan: Plan, out: str, finish_queue: str | None = 
     """chord(header, body): one task per chunk (task id = job:chunk, visible in inspect), then finish.
 
     ``finish_queue`` pins the body to workers that hold the storage (the main instance's queue)."""
-    header = [signature("segenc.encode_chunk", args=(t.to_dict(),), app=app).set(task_id=f"{plan.job_id}:{t.chunk_id}")
-              for t in plan.tasks()]
+    header = [signature("segenc.encode_chunk", args=([s.to_dict() for s in t],), app=app)
+              .set(task_id=f"{plan.job_id}:{task_id(t)}") for t in plan.tasks()]
     body = signature("segenc.finish", args=(plan.workdir, out), app=app).set(task_id=f"{plan.job_id}:finish")
     if finish_queue:
         body = body.set(queue=finish_queue)
@@ -170,25 +174,27 @@ def _remote_root(root: Path) -> Path:
     return root / REMOTE_DIR / (os.environ.get("SEGENC_WORKER_NAME") or "worker")
 
 
-def _encode_here_or_remote(app: Celery, state: JobState, spec: ChunkSpec, run, report) -> ChunkResult:
+def _encode_here_or_remote(app: Celery, state: JobState, group: list[ChunkSpec], run, report) -> list[ChunkResult]:
     """Read the shared storage when this worker has it; otherwise fetch, encode locally, upload."""
     root = _root(app)
-    if resolve(root, f"work/{spec.job_id}/plan.json").exists():
-        return run(spec, root, report)
+    job_id = group[0].job_id
+    if resolve(root, f"work/{job_id}/plan.json").exists():
+        return run(group, root, report)
     web = state.r.hget(CLUSTER_KEY, "web_url")
     secret = app.conf.segenc_cluster_secret
     if not web or not secret:
-        return run(spec, root, report)  # no main instance to transfer from: fails naming the file
+        return run(group, root, report)  # no main instance to transfer from: fails naming the file
     from .transfer import Transfer
 
     local = _remote_root(root)
     t = Transfer(web, secret, local)
-    t.fetch(spec.source)
-    result = run(spec, local, report)
-    t.push(spec.output)
-    resolve(local, spec.output).unlink(missing_ok=True)
+    t.fetch(group[0].source)  # one segment (or the audio track) serves every rendition in the group
+    results = run(group, local, report)
+    for spec in group:
+        t.push(spec.output)
+        resolve(local, spec.output).unlink(missing_ok=True)
     state.r.hincrby(CLUSTER_KEY, "bytes_transferred", t.bytes_in + t.bytes_out)
-    return result
+    return results
 
 
 def sweep_remote(root: Path, state: JobState) -> None:
@@ -230,9 +236,9 @@ def _reporter(state: JobState, job_id: str) -> Reporter:
     return report
 
 
-def _fail(state: JobState, spec: ChunkSpec, message: str, exc: Exception | None = None):
-    state.apply(ProgressEvent(spec.job_id, "chunk_failed", chunk_id=spec.chunk_id, message=message))
-    state.apply(ProgressEvent(spec.job_id, "stage", stage="failed", message=message))
+def _fail(state: JobState, job_id: str, name: str, message: str, exc: Exception | None = None):
+    state.apply(ProgressEvent(job_id, "chunk_failed", chunk_id=name, message=message))
+    state.apply(ProgressEvent(job_id, "stage", stage="failed", message=message))
     raise JobFailed(message) from exc
 
 

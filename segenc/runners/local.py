@@ -14,7 +14,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 
 from ..errors import SegencError
-from ..model import ChunkResult, ChunkSpec, EncodeResult, Plan
+from ..model import ChunkResult, ChunkSpec, EncodeResult, Plan, task_id
 from ..progress import ProgressEvent, Reporter
 
 _events: "mp.Queue | None" = None
@@ -25,14 +25,14 @@ def _init(events: "mp.Queue") -> None:
     _events = events
 
 
-def _task(spec: dict, root: str) -> dict:
-    from ..pipeline import encode_chunk
+def _task(specs: list[dict], root: str) -> list[dict]:
+    from ..pipeline import encode_chunks
 
     def report(ev: ProgressEvent) -> None:
         if _events is not None:
             _events.put(ev.to_dict())
 
-    return encode_chunk(ChunkSpec.from_dict(spec), root, report).to_dict()
+    return [r.to_dict() for r in encode_chunks([ChunkSpec.from_dict(s) for s in specs], root, report)]
 
 
 class LocalRunner:
@@ -49,7 +49,8 @@ class LocalRunner:
         results: list[ChunkResult] = []
         with ProcessPoolExecutor(min(self.workers, len(tasks)), mp_context=ctx, initializer=_init,
                                  initargs=(events,)) as pool:
-            futures: dict[Future, ChunkSpec] = {pool.submit(_task, t.to_dict(), str(root)): t for t in tasks}
+            futures: dict[Future, tuple[ChunkSpec, ...]] = {
+                pool.submit(_task, [s.to_dict() for s in t], str(root)): t for t in tasks}
             pending = set(futures)
             try:
                 while pending:
@@ -58,11 +59,10 @@ class LocalRunner:
                     for f in done:
                         exc = f.exception()
                         if exc is not None:
-                            spec = futures[f]
                             if isinstance(exc, SegencError):
                                 raise exc
-                            raise SegencError(f"chunk {spec.chunk_id} failed: {exc}") from exc
-                        results.append(ChunkResult.from_dict(f.result()))
+                            raise SegencError(f"chunk {task_id(futures[f])} failed: {exc}") from exc
+                        results.extend(ChunkResult.from_dict(r) for r in f.result())
             except BaseException:
                 for f in pending:
                     f.cancel()

@@ -74,10 +74,16 @@ def test_chunks_carry_exact_frame_times_and_are_ordered_by_cost():
     for r in ("480p", "1080p"):
         pts = [t for c in p.chunks_of(r) for t in c.frame_pts]
         assert list(pts) == list(i.frame_pts)
-    costs = [t.cost for t in p.tasks()]
+    costs = [sum(c.cost for c in t) for t in p.tasks()]
     assert costs == sorted(costs, reverse=True)
-    assert p.tasks()[0].rendition.name == "1080p"
     assert p.audio is not None and p.audio.kind == "audio"
+    # One task per segment, decoding once for both renditions (plus the audio task).
+    video = [t for t in p.tasks() if t[0].kind == "video"]
+    assert len(video) == len(p.segments) and all({c.rendition.name for c in t} == {"480p", "1080p"} for t in video)
+    assert all(len({c.segment for c in t}) == 1 for t in video)
+    fine = plan(i, ("480p", "1080p"), Settings(chunk_seconds=5, granularity="rendition"), job_id="j", workdir="w")
+    assert len(fine.tasks()) == len(fine.chunks) + 1
+    assert fine.tasks()[0][0].rendition.name == "1080p"  # the most expensive first
 
 
 def test_plan_round_trips_through_json():

@@ -26,6 +26,15 @@ def clip(tmp_path_factory):
     return make_clip(tmp_path_factory.mktemp("src") / "clip.mp4", width=640, height=360, seconds=4.0)
 
 
+def wait_failed(job_state, job_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while job_state.stage(job_id) != "failed" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    snap = job_state.snapshot(job_id)
+    assert snap["stage"] == "failed", snap
+    return snap
+
+
 def _encode(cluster, storage, clip, out, **kw):
     app, _ = cluster
     events = []
@@ -55,20 +64,22 @@ def test_chunks_run_on_both_workers_and_output_is_exact(cluster, storage, clip, 
 def test_worker_killed_mid_chunk_does_not_lose_the_job(cluster, storage, tmp_path, job_state):
     app, workers = cluster
     long_clip = make_clip(tmp_path / "long.mp4", width=1280, height=720, seconds=6.0, audio=False)
-    victim = workers[0]
+    by_name = {w.name: w for w in workers}
     killed = {}
 
-    def kill_when_busy(ev):
-        if ev.kind == "chunk_started" and ev.worker == victim.name and not killed:
+    def kill_first_busy_worker(ev):
+        if ev.kind == "chunk_started" and ev.worker in by_name and not killed:
             time.sleep(0.3)  # let it get into the encode
-            for pid in victim.children():
+            pids = by_name[ev.worker].children()
+            assert pids, f"{ev.worker} has no pool process"
+            for pid in pids:
                 os.kill(pid, signal.SIGKILL)
             killed[ev.chunk_id] = ev.job_id
 
     runner = CeleryRunner(app.conf.broker_url, storage[0], app=app, timeout=240)
     res = segenc.encode(long_clip, tmp_path / "out", ("720p",), runner=runner, chunk_seconds=2,
-                        on_progress=kill_when_busy)
-    assert killed, "the victim worker never started a chunk"
+                        on_progress=kill_first_busy_worker)
+    assert killed, "no worker ever started a chunk"
     out = tmp_path / "out" / "720p.mp4"
     assert checks.frame_count(out) == segenc.probe(long_clip).frames == res.rendition("720p").frames
     (chunk_id, job_id), = killed.items()
@@ -89,11 +100,7 @@ def test_poisoned_chunk_fails_the_job_with_a_message_and_other_jobs_continue(clu
     good = {}
     t = threading.Thread(target=lambda: good.update(res=_encode(cluster, storage, clip, tmp_path / "good")[0]))
     t.start()
-    deadline = time.monotonic() + 120
-    while job_state.stage(job_id) != "failed" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    snap = job_state.snapshot(job_id)
-    assert snap["stage"] == "failed"
+    snap = wait_failed(job_state, job_id)
     assert poisoned.chunk_id in snap["error"]
     t.join(180)
     assert good["res"].rendition("360p").frames == segenc.probe(clip).frames
@@ -113,11 +120,8 @@ def test_missing_segment_is_retried_a_capped_number_of_times_then_fails(cluster,
     (root / gone.source).unlink()
     job_state.create(job_id, stage="encoding")
     job_signature(app, plan, f"encoded/{job_id}").apply_async()
-    deadline = time.monotonic() + 120
-    while job_state.stage(job_id) != "failed" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    snap = job_state.snapshot(job_id)
-    assert snap["stage"] == "failed" and gone.chunk_id in snap["error"] and "missing" in snap["error"]
+    snap = wait_failed(job_state, job_id)
+    assert gone.chunk_id in snap["error"] and "missing" in snap["error"]
     assert int(job_state.r.hget(job_state.key(job_id, "attempts"), gone.chunk_id)) == 3
     shutil.rmtree(root / "work" / job_id, ignore_errors=True)
 
