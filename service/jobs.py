@@ -20,7 +20,8 @@ from segenc.progress import ProgressEvent
 from segenc.runners.celery import HEARTBEAT_KEY as WORKER_KEY, MAIN_QUEUE, submit
 from segenc.runners.redis_state import CHANNEL, TERMINAL, JobState
 
-STATUSES = ("queued", "splitting", "encoding", "concatenating", "done", "failed", "cancelled")
+SOURCE_FIELDS = ("width", "height", "display_width", "display_height", "duration", "fps", "codec", "has_audio",
+                 "frames")
 
 
 def parse_job_id(text: str) -> str | None:
@@ -55,31 +56,27 @@ class Jobs:
         return self._public(snap)
 
     def _public(self, snap: dict[str, Any]) -> dict[str, Any]:
-        job_id = snap["job_id"]
-        stage = snap["stage"]
+        job_id, stage = snap["job_id"], snap["stage"]
         status = "splitting" if stage == "probing" else stage
         src = snap.get("source_info") or {}
-        outputs = {o["name"]: o for o in snap.get("outputs") or []}
+        progress = snap["renditions"]  # per rendition frames, from the planned totals
         planned = {r["name"]: r for r in snap.get("planned") or []}
+        outputs = {o["name"]: o for o in snap.get("outputs") or []}
         rends: dict[str, Any] = {}
-        names = list(snap["renditions"]) if isinstance(snap["renditions"], dict) and snap["renditions"] else list(planned)
-        for name in names or snap.get("ladder") or []:
-            r = snap["renditions"].get(name, {}) if isinstance(snap["renditions"], dict) else {}
-            size = planned.get(name) or outputs.get(name) or {}
+        for name in progress or planned or snap.get("ladder") or []:
+            p, size, out = progress.get(name, {}), planned.get(name) or outputs.get(name) or {}, outputs.get(name, {})
             rends[name] = {
-                "progress": r.get("progress", 0.0), "frames_done": r.get("frames_done", 0),
-                "frames_total": r.get("frames_total", 0),
-                "width": size.get("width"), "height": size.get("height"),
-                "bytes": outputs.get(name, {}).get("bytes"),
-                "url": f"/api/video/{job_id}/{name}" if status == "done" and name in outputs else None,
+                "progress": p.get("progress", 0.0), "frames_done": p.get("frames_done", 0),
+                "frames_total": p.get("frames_total", 0), "width": size.get("width"), "height": size.get("height"),
+                "bytes": out.get("bytes"),
+                "url": f"/api/video/{job_id}/{name}" if status == "done" and out else None,
             }
         return {
             "job_id": job_id, "filename": snap.get("filename"), "status": status,
             "progress": round(snap["progress"], 4), "fps": snap.get("fps"), "eta": snap.get("eta"),
             "error": snap.get("error") if status == "failed" else None,
             "created_at": snap.get("created_at"), "updated_at": snap.get("updated_at"),
-            "source": {k: src.get(k) for k in ("width", "height", "display_width", "display_height", "duration",
-                                               "fps", "codec", "has_audio", "frames")} if src else None,
+            "source": {k: src.get(k) for k in SOURCE_FIELDS} if src else None,
             "renditions": rends, "workers": snap.get("workers", []), "running": snap.get("running", {}),
         }
 
