@@ -21,7 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from celery import Celery, chord, signature
+import redis
+from celery import Celery, chord, shared_task, signature
+from celery.backends.base import SyncBackendMixin
+from celery.backends.redis import RedisBackend
+from celery.exceptions import BackendGetMetaError
 
 from ..errors import InputError, IntegrityError, JobCancelled, JobFailed, SegencError
 from ..model import ChunkResult, ChunkSpec, EncodeResult, Plan, task_id
@@ -33,11 +37,25 @@ from .redis_state import CHANNEL, TERMINAL, JobState, connect
 MAX_ATTEMPTS = 3
 
 
+class PollingRedisBackend(SyncBackendMixin, RedisBackend):
+    """Celery's Redis result backend, polled instead of subscribed.
+
+    Stock Celery subscribes to every task it sends (and to every chord header task) over pub/sub
+    so that ``.get()`` returns fast. segenc follows jobs through its own Redis state and polls
+    ``ready()``; the subscriptions were pure cost, and after a Redis restart their finalizers
+    failed in every process that had sent a task. ``.get()`` still works, by polling."""
+
+    def on_task_call(self, producer, task_id):
+        pass
+
+
 def make_app(broker_url: str, *, root: str | os.PathLike | None = None, task_time_limit: int = 3600,
              visibility_timeout: int | None = None, max_attempts: int = MAX_ATTEMPTS,
              cluster_secret: str | None = None) -> Celery:
     """A Celery app wired for segenc. ``root`` is this process's storage root (workers need it)."""
-    app = Celery("segenc", broker=broker_url, backend=broker_url, set_as_current=False)
+    # "module:Class+redis://..." selects our backend class for the same Redis URL.
+    app = Celery("segenc", broker=broker_url, backend=f"{__name__}:PollingRedisBackend+{broker_url}",
+                 set_as_current=False)
     vt = visibility_timeout or int(task_time_limit * 1.25) + 60
     app.conf.update(
         task_serializer="json", result_serializer="json", accept_content=["json"], result_accept_content=["json"],
@@ -52,90 +70,94 @@ def make_app(broker_url: str, *, root: str | os.PathLike | None = None, task_tim
         segenc_root=str(root) if root else None, segenc_max_attempts=max_attempts,
         segenc_cluster_secret=cluster_secret,
     )
-    _register(app)
     return app
 
 
-def _register(app: Celery) -> None:
-    @app.task(bind=True, name="segenc.run_job", acks_late=True)
-    def run_job(self, job_id: str, source: str, ladder: list[str], settings: dict, out: str) -> str:
-        """Probe, plan and split on a worker, then launch the chord. Returns the chord body's id."""
-        from ..pipeline import prepare
+# Tasks: thin adapters. shared_task binds them to every app instance (self.app is the caller's app).
 
-        root, state = _root(self.app), _state(self.app)
-        if state.stage(job_id) in TERMINAL:
-            return ""
-        try:
-            plan = prepare(resolve(root, source), root, job_id=job_id, ladder=tuple(ladder),
-                           settings=Settings.from_dict(settings), workdir=f"work/{job_id}", report=state.apply)
-        except SegencError as exc:
-            state.apply(ProgressEvent(job_id, "stage", stage="failed", message=str(exc)))
-            raise
-        if state.stage(job_id) in TERMINAL:  # cancelled while splitting
-            return ""
-        state.set(job_id, source_info=plan.info.summary(), planned=[r.to_dict() for r in plan.renditions])
-        state.apply(ProgressEvent(job_id, "stage", stage="encoding"))
-        queue = (self.request.delivery_info or {}).get("routing_key") or None
-        result = job_signature(self.app, plan, out, finish_queue=queue).apply_async()
-        state.set(job_id, result_id=result.id)
-        return result.id
+@shared_task(bind=True, name="segenc.run_job")
+def run_job(self, job_id: str, source: str, ladder: list[str], settings: dict, out: str) -> str:
+    """Probe, plan and split on a worker, then launch the chord. Returns the chord body's id."""
+    from ..pipeline import prepare
 
-    @app.task(bind=True, name="segenc.encode_chunk")
-    def encode_chunk(self, specs: list[dict]) -> list[dict]:
-        """A segment's renditions (decoded once) or the audio track; see Plan.tasks()."""
-        from ..pipeline import encode_chunks
+    root, state = _root(self.app), _state(self.app)
+    if state.stage(job_id) in TERMINAL:
+        return ""
+    try:
+        plan = prepare(resolve(root, source), root, job_id=job_id, ladder=tuple(ladder),
+                       settings=Settings.from_dict(settings), workdir=f"work/{job_id}", report=state.apply)
+    except SegencError as exc:
+        state.apply(ProgressEvent(job_id, "stage", stage="failed", message=str(exc)))
+        raise
+    if state.stage(job_id) in TERMINAL:  # cancelled while splitting
+        return ""
+    state.set(job_id, source_info=plan.info.summary(), planned=[r.to_dict() for r in plan.renditions])
+    state.apply(ProgressEvent(job_id, "stage", stage="encoding"))
+    queue = (self.request.delivery_info or {}).get("routing_key") or None
+    result = job_signature(self.app, plan, out, finish_queue=queue).apply_async()
+    state.set(job_id, result_id=result.id)
+    return result.id
 
-        group = [ChunkSpec.from_dict(s) for s in specs]
-        job_id, name = group[0].job_id, task_id(group)
-        root, state = _root(self.app), _state(self.app)
-        stage = state.stage(job_id)
-        if stage in ("failed", "cancelled"):
-            raise JobCancelled(f"job {job_id} is {stage}; chunk {name} skipped")
-        tries = state.attempt(job_id, name)
-        limit = self.app.conf.segenc_max_attempts
-        if tries > limit:
-            _fail(state, job_id, name, f"chunk {name} was started {limit} times and never finished "
-                                       f"(its worker died each time)")
-        try:
-            results = _encode_here_or_remote(self.app, state, group, encode_chunks, _reporter(state, job_id))
-            return [r.to_dict() for r in results]
-        except JobCancelled:
-            raise
-        except (InputError, IntegrityError) as exc:  # the data is at fault: another try cannot help
-            _fail(state, job_id, name, f"chunk {name} failed: {exc}", exc)
-        except Exception as exc:
-            if tries < limit:
-                raise self.retry(exc=exc, countdown=min(2 ** tries, 10))
-            _fail(state, job_id, name, f"chunk {name} failed {tries} times: {exc}", exc)
+@shared_task(bind=True, name="segenc.encode_chunk")
+def encode_chunk_task(self, specs: list[dict]) -> list[dict]:
+    """A segment's renditions (decoded once) or the audio track; see Plan.tasks()."""
+    from ..pipeline import encode_chunks
 
-    @app.task(bind=True, name="segenc.finish")
-    def finish(self, results: list[list[dict]], workdir: str, out: str) -> dict:
-        from ..pipeline import finish as run, load_plan
+    group = [ChunkSpec.from_dict(s) for s in specs]
+    job_id, name = group[0].job_id, task_id(group)
+    root, state = _root(self.app), _state(self.app)
+    stage = state.stage(job_id)
+    if stage in ("failed", "cancelled"):
+        raise JobCancelled(f"job {job_id} is {stage}; chunk {name} skipped")
+    tries = state.attempt(job_id, name)
+    limit = self.app.conf.segenc_max_attempts
+    if tries > limit:
+        _fail(state, job_id, name, f"chunk {name} was started {limit} times and never finished "
+                                   f"(its worker died each time)")
+    try:
+        results = _encode_here_or_remote(self.app, state, group, encode_chunks, _reporter(state, job_id))
+        return [r.to_dict() for r in results]
+    except JobCancelled:
+        raise
+    except (InputError, IntegrityError) as exc:  # the data is at fault: another try cannot help
+        _fail(state, job_id, name, f"chunk {name} failed: {exc}", exc)
+    except Exception as exc:
+        if tries < limit:
+            raise self.retry(exc=exc, countdown=min(2 ** tries, 10))
+        _fail(state, job_id, name, f"chunk {name} failed {tries} times: {exc}", exc)
 
-        root, state = _root(self.app), _state(self.app)
-        plan = load_plan(root, workdir)
-        if state.stage(plan.job_id) in ("failed", "cancelled"):
-            raise JobCancelled(f"job {plan.job_id} is {state.stage(plan.job_id)}; not concatenating")
-        try:
-            flat = [ChunkResult.from_dict(r) for group in results for r in group]
-            res = run(plan, flat, root, resolve(root, out), state.apply)
-        except SegencError as exc:
-            state.apply(ProgressEvent(plan.job_id, "stage", stage="failed", message=str(exc)))
-            raise
-        finally:
-            shutil.rmtree(resolve(root, workdir), ignore_errors=True)
-        state.set(plan.job_id, outputs=[r.to_dict() for r in res.renditions], timings=res.timings)
-        state.apply(ProgressEvent(plan.job_id, "stage", stage="done"))
-        d = res.to_dict()
-        d["out_dir"], d["manifest"] = out, f"{out}/manifest.json"
-        return d
+@shared_task(bind=True, name="segenc.finish")
+def finish_task(self, results: list[list[dict]], workdir: str, out: str) -> dict:
+    from ..pipeline import finish as run, load_plan
 
-    @app.task(name="segenc.chord_failed")
-    def chord_failed(request, exc, traceback, job_id: str) -> None:
-        """Errback of the chord body: whatever failed, the job is marked failed (never left hanging)."""
-        state = _state(app)
-        if state.stage(job_id) not in TERMINAL:
-            state.apply(ProgressEvent(job_id, "stage", stage="failed", message=f"{type(exc).__name__}: {exc}"))
+    root, state = _root(self.app), _state(self.app)
+    plan = load_plan(root, workdir)
+    if state.stage(plan.job_id) in ("failed", "cancelled"):
+        raise JobCancelled(f"job {plan.job_id} is {state.stage(plan.job_id)}; not concatenating")
+    try:
+        flat = [ChunkResult.from_dict(r) for group in results for r in group]
+        res = run(plan, flat, root, resolve(root, out), state.apply)
+    except SegencError as exc:
+        state.apply(ProgressEvent(plan.job_id, "stage", stage="failed", message=str(exc)))
+        raise
+    finally:
+        shutil.rmtree(resolve(root, workdir), ignore_errors=True)
+    state.set(plan.job_id, outputs=[r.to_dict() for r in res.renditions], timings=res.timings)
+    state.apply(ProgressEvent(plan.job_id, "stage", stage="done"))
+    d = res.to_dict()
+    d["out_dir"], d["manifest"] = out, f"{out}/manifest.json"
+    return d
+
+@shared_task(bind=True, name="segenc.chord_failed")
+def chord_failed(self, failed_task_id: str, job_id: str) -> None:
+    """Errback of the chord body: whatever failed, the job ends ``failed``, never left hanging.
+
+    (Bound tasks are called as link errors with the failed task's id.) A chunk that failed in
+    our code has already named itself; this covers the rest (time limits, lost workers)."""
+    state = _state(self.app)
+    if state.stage(job_id) not in TERMINAL:
+        state.apply(ProgressEvent(job_id, "stage", stage="failed",
+                                  message=f"a task of this job failed outside segenc's control ({failed_task_id})"))
 
 
 def job_signature(app: Celery, plan: Plan, out: str, finish_queue: str | None = None):
@@ -226,12 +248,16 @@ def _reporter(state: JobState, job_id: str) -> Reporter:
     last = [0.0]
 
     def report(ev: ProgressEvent) -> None:
-        state.apply(ev)
-        now = time.monotonic()
-        if now - last[0] > 1.0:
-            last[0] = now
-            if state.stage(job_id) in ("failed", "cancelled"):
-                raise JobCancelled(f"job {job_id} was {state.stage(job_id)}; stopping chunk")
+        try:
+            state.apply(ev)
+            now = time.monotonic()
+            if now - last[0] > 1.0:
+                last[0] = now
+                stage = state.stage(job_id)
+                if stage in ("failed", "cancelled"):
+                    raise JobCancelled(f"job {job_id} was {stage}; stopping chunk")
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass  # progress is best effort: a Redis restart must not cost the chunk
 
     return report
 
@@ -264,8 +290,8 @@ class CeleryRunner:
         relay.start()
         try:
             deadline = time.monotonic() + self.timeout if self.timeout else None
-            while not result.ready():
-                stage = self.state.stage(plan.job_id)
+            while not self._ready(result):
+                stage = self._stage(plan.job_id)
                 if stage in ("failed", "cancelled"):
                     snap = self.state.snapshot(plan.job_id) or {}
                     raise JobFailed(snap.get("error") or f"job {plan.job_id} {stage}")
@@ -275,11 +301,12 @@ class CeleryRunner:
             if result.failed():
                 snap = self.state.snapshot(plan.job_id) or {}
                 raise JobFailed(snap.get("error") or str(result.result))
-            data: dict[str, Any] = result.get()
+            # Read the stored result; .get() would start Celery's pub/sub result consumer, whose
+            # finalizers outlive this call and break when Redis restarts.
+            data: dict[str, Any] = result.result
         finally:
             stop.set()
             relay.join(timeout=2)
-            result.backend.remove_pending_result(result)  # no result subscription outlives the call
         produced = resolve(self.root, out)
         if produced != out_dir.resolve():
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -289,16 +316,33 @@ class CeleryRunner:
         data["out_dir"], data["manifest"] = str(out_dir), str(out_dir / "manifest.json")
         return EncodeResult.from_dict(data)
 
-    def _relay(self, job_id: str, report: Reporter, stop: threading.Event) -> None:
-        pubsub = self.state.r.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(CHANNEL)
+    @staticmethod
+    def _ready(result) -> bool:
         try:
-            while not stop.is_set():
-                msg = pubsub.get_message(timeout=0.2)
-                if msg and f'"job_id":"{job_id}"' in msg["data"]:
-                    report(ProgressEvent.from_json(msg["data"]))
-        finally:
-            pubsub.close()
+            return result.ready()
+        except (redis.ConnectionError, redis.TimeoutError, BackendGetMetaError):
+            return False  # Redis is restarting: the job lives on in its append-only file
+
+    def _stage(self, job_id: str) -> str | None:
+        try:
+            return self.state.stage(job_id)
+        except (redis.ConnectionError, redis.TimeoutError):
+            return None
+
+    def _relay(self, job_id: str, report: Reporter, stop: threading.Event) -> None:
+        """Forward the job's events from Redis pub/sub; resubscribe after a Redis restart."""
+        while not stop.is_set():
+            pubsub = self.state.r.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(CHANNEL)
+                while not stop.is_set():
+                    msg = pubsub.get_message(timeout=0.2)
+                    if msg and f'"job_id":"{job_id}"' in msg["data"]:
+                        report(ProgressEvent.from_json(msg["data"]))
+            except (redis.ConnectionError, redis.TimeoutError):
+                stop.wait(0.5)
+            finally:
+                pubsub.close()
 
 
 HEARTBEAT_KEY = "segenc:worker:"

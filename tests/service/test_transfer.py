@@ -70,8 +70,9 @@ def assert_exact(inst, job, clip):
                                                                                    "manifest.json"]
 
 
-def test_seed_commands_verbatim_give_a_working_cluster(tmp_path, clip):
+def test_seed_commands_verbatim_give_a_working_cluster(tmp_path):
     """Main on one tmp dir, two workers on two others, no --redis-url: they find it and take chunks."""
+    clip = make_clip(tmp_path / "ten.mp4", width=640, height=360, seconds=10.0)  # 10 segments for 3 workers
     runtime = tmp_path / "runtime"
     env = dict(os.environ, SEGENC_RUNTIME_DIR=str(runtime))
     with running_instance(tmp_path / "encoder", runtime_dir=runtime, extra=["--concurrency", "1"]) as inst:
