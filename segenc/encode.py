@@ -14,7 +14,6 @@ import socket
 import time
 from contextlib import ExitStack
 from fractions import Fraction
-from pathlib import Path
 
 import av
 from av.video.frame import PictureType

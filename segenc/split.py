@@ -28,7 +28,6 @@ def split(source: str | os.PathLike, plan: Plan, root: str | os.PathLike) -> lis
     starts: dict[int, list[Segment]] = {}
     for seg in plan.segments:
         starts.setdefault(info.frame_pts[seg.key_frame] + t0, []).append(seg)
-    last = plan.segments[-1].index
     end_pts = {s.index: (info.frame_pts[s.end_frame] + t0 if s.end_frame < info.frames else None) for s in plan.segments}
 
     paths = {s.index: resolve(root, s.path) for s in plan.segments}

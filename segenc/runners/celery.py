@@ -28,6 +28,9 @@ from celery.backends.redis import RedisBackend
 from celery.exceptions import BackendGetMetaError
 
 from ..errors import InputError, IntegrityError, JobCancelled, JobFailed, SegencError
+# Imported here, not in the tasks: a worker loads PyAV and the pipeline once, before forking
+# its pool, instead of in each pool process's first task (~100 ms of dispatch latency).
+from ..pipeline import encode_chunks, finish, load_plan, prepare
 from ..model import ChunkResult, ChunkSpec, EncodeResult, Plan, task_id
 from ..progress import ProgressEvent, Reporter
 from ..settings import Settings
@@ -75,11 +78,10 @@ def make_app(broker_url: str, *, root: str | os.PathLike | None = None, task_tim
 
 # Tasks: thin adapters. shared_task binds them to every app instance (self.app is the caller's app).
 
+
 @shared_task(bind=True, name="segenc.run_job")
 def run_job(self, job_id: str, source: str, ladder: list[str], settings: dict, out: str) -> str:
     """Probe, plan and split on a worker, then launch the chord. Returns the chord body's id."""
-    from ..pipeline import prepare
-
     root, state = _root(self.app), _state(self.app)
     if state.stage(job_id) in TERMINAL:
         return ""
@@ -98,14 +100,13 @@ def run_job(self, job_id: str, source: str, ladder: list[str], settings: dict, o
     state.set(job_id, result_id=result.id)
     return result.id
 
+
 @shared_task(bind=True, name="segenc.encode_chunk")
 def encode_chunk_task(self, specs: list[dict]) -> list[dict]:
     """A segment's renditions (decoded once) or the audio track; see Plan.tasks()."""
-    from ..pipeline import encode_chunks
-
     group = [ChunkSpec.from_dict(s) for s in specs]
     job_id, name = group[0].job_id, task_id(group)
-    root, state = _root(self.app), _state(self.app)
+    state = _state(self.app)
     stage = state.stage(job_id)
     if stage in ("failed", "cancelled"):
         raise JobCancelled(f"job {job_id} is {stage}; chunk {name} skipped")
@@ -126,17 +127,16 @@ def encode_chunk_task(self, specs: list[dict]) -> list[dict]:
             raise self.retry(exc=exc, countdown=min(2 ** tries, 10))
         _fail(state, job_id, name, f"chunk {name} failed {tries} times: {exc}", exc)
 
+
 @shared_task(bind=True, name="segenc.finish")
 def finish_task(self, results: list[list[dict]], workdir: str, out: str) -> dict:
-    from ..pipeline import finish as run, load_plan
-
     root, state = _root(self.app), _state(self.app)
     plan = load_plan(root, workdir)
     if state.stage(plan.job_id) in ("failed", "cancelled"):
         raise JobCancelled(f"job {plan.job_id} is {state.stage(plan.job_id)}; not concatenating")
     try:
         flat = [ChunkResult.from_dict(r) for group in results for r in group]
-        res = run(plan, flat, root, resolve(root, out), state.apply)
+        res = finish(plan, flat, root, resolve(root, out), state.apply)
     except SegencError as exc:
         state.apply(ProgressEvent(plan.job_id, "stage", stage="failed", message=str(exc)))
         raise
@@ -147,6 +147,7 @@ def finish_task(self, results: list[list[dict]], workdir: str, out: str) -> dict
     d = res.to_dict()
     d["out_dir"], d["manifest"] = out, f"{out}/manifest.json"
     return d
+
 
 @shared_task(bind=True, name="segenc.chord_failed")
 def chord_failed(self, failed_task_id: str, job_id: str) -> None:

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 import segenc
-from segenc.errors import JobFailed
+
 from segenc.runners.celery import CeleryRunner, job_signature
 from segenc.settings import Settings
 from tests import checks
