@@ -17,6 +17,7 @@ from typing import Callable
 FIGURE_MODULES: tuple[str, ...] = (
     "benchmarks.ladder",
     "benchmarks.cluster",
+    "benchmarks.transfer",
 )
 
 
