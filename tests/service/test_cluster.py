@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.service, pytest.mark.dist, pytest.mark.timeout(300)]
 
 def test_worker_finds_the_main_instance_through_the_tmp_dir_and_takes_chunks(tmp_path_factory, small_clip):
     tmp_dir = tmp_path_factory.mktemp("shared")
-    with running_instance(tmp_dir) as inst:
+    with running_instance(tmp_dir, extra=["--concurrency", "1"]) as inst:
         info = tmp_dir / "cluster.json"
         assert stat.S_IMODE(info.stat().st_mode) == 0o600
         assert json.loads(info.read_text())["redis_url"].startswith("redis://:")
@@ -34,7 +34,7 @@ def test_worker_finds_the_main_instance_through_the_tmp_dir_and_takes_chunks(tmp
                 time.sleep(0.3)
             seen = set()
             for _ in range(2):  # two jobs: the extra worker gets chunks of at least one
-                job = inst.upload(small_clip, ladder="240p,360p").json()["job_id"]
+                job = inst.upload(small_clip, ladder="240p,360p", chunk_seconds="0.5").json()["job_id"]
                 while (st := inst.get(f"/api/status/{job}").json())["status"] not in ("done", "failed"):
                     seen.update(st["workers"])
                     time.sleep(0.05)
