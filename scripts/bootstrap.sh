@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a virtual environment with everything segenc needs; safe to run again (fast when done).
-# Usage: source scripts/bootstrap.sh [test]    -> activates .venv (with test extras when asked)
+# Usage: source scripts/bootstrap.sh EXTRAS   -> activates .venv; EXTRAS is "" or "test" (always pass it:
+#        a sourced script otherwise sees the caller's arguments as its own)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${SEGENC_VENV:-$here/.venv}"
