@@ -8,6 +8,7 @@ pre-roll of a mid-GOP cut) are written to both.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import av
@@ -16,7 +17,6 @@ from .errors import CorruptInputError
 from .model import Plan, Segment
 from .probe import open_input
 from .storage import resolve, temp_name
-import os
 
 # Matroska tag on the audio copy: where its first packet sits relative to the first video frame.
 AUDIO_START_KEY = "SEGENC_AUDIO_START"
