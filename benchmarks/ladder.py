@@ -383,9 +383,12 @@ def rerender(args: argparse.Namespace) -> int:
         results = {k: [runs.from_dict(d) for d in v] for k, v in data["runs"].items()}
         for m in results.get("segenc", []):
             if "events" in m.extra:
+                derived = m.extra.get("analysis", {}).get("encode_derived")
                 m.extra["analysis"] = analyse_segenc(m, {"timings": m.extra.get("timings", {}),
                                                          "runner": m.extra.get("runner", {}),
                                                          "events": m.extra["events"]})
+                if derived:
+                    m.extra["analysis"]["encode_derived"] = True
         inp = dict(data["input"])
         spec = inputs.InputSpec(**inp.pop("spec"))
         src = Path(inp.pop("path"))

@@ -184,17 +184,25 @@ class Plan(_Json):
     _nested = {"info": MediaInfo, "settings": Settings, "renditions": Rendition, "segments": Segment,
                "chunks": ChunkSpec, "audio": ChunkSpec}
 
-    def tasks(self) -> tuple[tuple[ChunkSpec, ...], ...]:
+    def tasks(self, workers: int | None = None) -> tuple[tuple[ChunkSpec, ...], ...]:
         """The chord header: groups of chunks run as one task, most expensive first.
 
         With ``granularity="segment"`` a task decodes its segment once and encodes every
         rendition; with ``"rendition"`` each segment x rendition is its own task (finer, for
-        many workers). The audio track is always a task of its own."""
+        many workers). Given ``workers``, segments left over after the last full round (5 on 2
+        workers: 1) are split per rendition, so that longest-first scheduling fills the last
+        round instead of leaving workers idle. The audio track is always a task of its own."""
         groups: dict[object, list[ChunkSpec]] = {}
         for c in self.chunks:
             key = c.segment if self.settings.granularity == "segment" else c.chunk_id
             groups.setdefault(key, []).append(c)
-        tasks = [tuple(g) for g in groups.values()] + ([(self.audio,)] if self.audio else [])
+        tasks = [tuple(g) for g in groups.values()]
+        if self.settings.granularity == "segment" and workers and workers > 1:
+            spare = len(tasks) % workers
+            if spare and len(tasks) > spare:
+                tasks.sort(key=lambda g: -sum(c.cost for c in g))
+                tasks = tasks[:-spare] + [(c,) for g in tasks[-spare:] for c in g]
+        tasks += [(self.audio,)] if self.audio else []
         return tuple(sorted(tasks, key=lambda g: -sum(c.cost for c in g)))
 
     def specs(self) -> tuple[ChunkSpec, ...]:

@@ -125,7 +125,9 @@ def encode(source: str | os.PathLike, out_dir: str | os.PathLike, ladder=DEFAULT
             plan = prepare(source, root, job_id=job_id, ladder=tuple(ladder), settings=settings,
                            workdir=workdir, report=report)
             report(ProgressEvent(plan.job_id, "stage", stage="encoding"))
+            t_run = time.perf_counter()
             result = runner.execute(plan, root, out_dir, report)
+            result.timings["encode"] = time.perf_counter() - t_run - result.timings.get("concat", 0.0)
             report(ProgressEvent(plan.job_id, "stage", stage="done"))
         except Exception as exc:
             report(ProgressEvent(job_id, "stage", stage="failed", message=str(exc)))

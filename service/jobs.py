@@ -104,7 +104,9 @@ class Jobs:
             plan = load_plan(self.root, f"work/{job_id}")
         except (OSError, ValueError):
             return ids  # not split yet: only the prepare task exists
-        return ids + [f"{job_id}:{task_id(t)}" for t in plan.tasks()]
+        # Every id the job may have used, whichever way its last round was split.
+        names = {task_id(t) for t in plan.tasks()} | {c.chunk_id for c in plan.specs()}
+        return ids + [f"{job_id}:{n}" for n in sorted(names)]
 
     def workers(self) -> list[dict[str, Any]]:
         now = time.time()

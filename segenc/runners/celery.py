@@ -166,12 +166,22 @@ def job_signature(app: Celery, plan: Plan, out: str, finish_queue: str | None = 
 
     ``finish_queue`` pins the body to workers that hold the storage (the main instance's queue)."""
     header = [signature("segenc.encode_chunk", args=([s.to_dict() for s in t],), app=app)
-              .set(task_id=f"{plan.job_id}:{task_id(t)}") for t in plan.tasks()]
+              .set(task_id=f"{plan.job_id}:{task_id(t)}") for t in plan.tasks(_capacity(app))]
     body = signature("segenc.finish", args=(plan.workdir, out), app=app).set(task_id=f"{plan.job_id}:finish")
     if finish_queue:
         body = body.set(queue=finish_queue)
     body.link_error(signature("segenc.chord_failed", args=(plan.job_id,), app=app))
     return chord(header, body)
+
+
+def _capacity(app: Celery) -> int | None:
+    """Worker processes online now (from heartbeats), for balancing the last round of tasks."""
+    try:
+        r = _state(app).r
+        total = sum(int(r.hget(k, "concurrency") or 0) for k in r.scan_iter(f"{HEARTBEAT_KEY}*"))
+    except redis.RedisError:
+        return None
+    return total or None
 
 
 MAIN_QUEUE = "segenc.main"

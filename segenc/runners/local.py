@@ -43,7 +43,7 @@ class LocalRunner:
         return None
 
     def run_tasks(self, plan: Plan, root: str | os.PathLike, report: Reporter) -> list[ChunkResult]:
-        tasks = plan.tasks()
+        tasks = plan.tasks(self.workers)
         ctx = mp.get_context("spawn")  # PyAV/FFmpeg state does not survive fork safely
         events = ctx.Queue()
         results: list[ChunkResult] = []

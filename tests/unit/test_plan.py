@@ -81,6 +81,12 @@ def test_chunks_carry_exact_frame_times_and_are_ordered_by_cost():
     video = [t for t in p.tasks() if t[0].kind == "video"]
     assert len(video) == len(p.segments) and all({c.rendition.name for c in t} == {"480p", "1080p"} for t in video)
     assert all(len({c.segment for c in t}) == 1 for t in video)
+    # 4 segments on 3 workers: the leftover segment is split per rendition to fill the last round.
+    balanced = p.tasks(workers=3)
+    assert len(p.segments) == 4
+    assert sorted(len(t) for t in balanced if t[0].kind == "video") == [1, 1, 2, 2, 2]
+    assert sorted(c.chunk_id for t in balanced for c in t) == sorted(c.chunk_id for c in p.specs())
+    assert len(p.tasks(workers=2)) == len(p.tasks())  # 4 segments fill 2 workers evenly
     fine = plan(i, ("480p", "1080p"), Settings(chunk_seconds=5, granularity="rendition"), job_id="j", workdir="w")
     assert len(fine.tasks()) == len(fine.chunks) + 1
     assert fine.tasks()[0][0].rendition.name == "1080p"  # the most expensive first
