@@ -12,7 +12,6 @@ from typing import Any, Callable
 
 from .model import Plan, _Json
 
-STAGES = ("queued", "probing", "splitting", "encoding", "concatenating", "done", "failed", "cancelled")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,14 @@ def clip(tmp_path_factory):
     return make_clip(tmp_path_factory.mktemp("src") / "clip.mp4", width=640, height=360, seconds=4.0)
 
 
+def prepared_job(root, clip, chunk_seconds: float):
+    """A job probed, planned and split on the shared storage, ready for its chord to be sent."""
+    job_id = str(uuid.uuid4())
+    plan = segenc.prepare(clip, root, job_id=job_id, ladder=("240p",),
+                          settings=Settings(chunk_seconds=chunk_seconds), workdir=f"work/{job_id}")
+    return job_id, plan
+
+
 def wait_failed(job_state, job_id: str, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while job_state.stage(job_id) != "failed" and time.monotonic() < deadline:
@@ -89,9 +97,7 @@ def test_worker_killed_mid_chunk_does_not_lose_the_job(cluster, storage, tmp_pat
 def test_poisoned_chunk_fails_the_job_with_a_message_and_other_jobs_continue(cluster, storage, clip, tmp_path, job_state):
     app, _ = cluster
     root = storage[0]
-    job_id = str(uuid.uuid4())
-    plan = segenc.prepare(clip, root, job_id=job_id, ladder=("240p",), settings=Settings(chunk_seconds=1),
-                          workdir=f"work/{job_id}")
+    job_id, plan = prepared_job(root, clip, chunk_seconds=1)
     poisoned = plan.chunks[1]
     (root / poisoned.source).write_bytes(b"\x1a\x45\xdf\xa3 not really matroska" * 100)
     job_state.create(job_id, stage="encoding")
@@ -116,9 +122,7 @@ def test_poisoned_chunk_fails_the_job_with_a_message_and_other_jobs_continue(clu
 def test_missing_segment_is_retried_a_capped_number_of_times_then_fails(cluster, storage, clip, job_state):
     app, _ = cluster
     root = storage[0]
-    job_id = str(uuid.uuid4())
-    plan = segenc.prepare(clip, root, job_id=job_id, ladder=("240p",), settings=Settings(chunk_seconds=2),
-                          workdir=f"work/{job_id}")
+    job_id, plan = prepared_job(root, clip, chunk_seconds=2)
     gone = plan.chunks[0]
     (root / gone.source).unlink()
     job_state.create(job_id, stage="encoding")
