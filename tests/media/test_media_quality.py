@@ -32,3 +32,6 @@ def test_psnr_and_ssim_match_ffmpegs_filters(tmp_path):
         assert abs(ours["psnr_y"] - psnr) < 0.01, (r.name, ours, psnr)
         assert abs(ours["ssim_y"] - ssim) < 0.0005, (r.name, ours, ssim)
         assert 25 < ours["psnr_y"] < 60 and 0.8 < ours["ssim_y"] < 1.0
+        sampled = compare(src, tmp_path / "out" / r.path, every=4)
+        assert sampled["frames"] == r.frames and sampled["scored_frames"] == -(-r.frames // 4)
+        assert abs(sampled["psnr_y"] - ours["psnr_y"]) < 1.0 and sampled["psnr_y"] != ours["psnr_y"]
