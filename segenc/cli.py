@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="output directory")
     e.add_argument("--ladder", default=",".join(DEFAULT_LADDER), type=_ladder,
                    help=f"comma-separated rungs (default %(default)s; known: {','.join(RUNGS)})")
-    e.add_argument("--chunk-seconds", type=float, default=None, help="target segment length in seconds (default 10)")
+    e.add_argument("--chunk-seconds", type=float, default=None, help="target segment length in seconds (default: automatic, 2-10 s, balanced for the workers)")
     e.add_argument("--workers", type=int, default=None, help="local worker processes (default: all cores)")
     e.add_argument("--preset", choices=X264_PRESETS, default=None, help="x264 preset (default veryfast)")
     e.add_argument("--crf", type=int, default=None, help="x264 CRF, 0-51 (default 23)")

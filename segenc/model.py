@@ -7,6 +7,7 @@ so it can travel as JSON (never pickle). Paths inside specs are relative to a st
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import json
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -142,14 +143,28 @@ class ChunkSpec(_Json):
     frame_pts: tuple[int, ...] = ()
     rotation: int = 0
     duration: float = 0.0
-    cost: float = 0.0
+    cost: float = 0.0         # predicted work: encode_cost + decode_cost
     preroll: int = 0
+    decode_cost: float = 0.0  # the part of ``cost`` spent decoding the segment (shared within a task)
 
     _nested = {"settings": Settings, "rendition": Rendition}
 
     @property
     def frames(self) -> int:
         return len(self.frame_pts)
+
+
+def task_cost(group: tuple[ChunkSpec, ...] | list[ChunkSpec]) -> float:
+    """Predicted work of one task: each rendition's encode, and the segment decoded once."""
+    return sum(c.cost - c.decode_cost for c in group) + max(c.decode_cost for c in group)
+
+
+def makespan(costs: list[float], workers: int) -> float:
+    """Finish time of longest-first list scheduling of ``costs`` on ``workers`` identical workers."""
+    loads = [0.0] * max(1, workers)
+    for c in sorted(costs, reverse=True):
+        heapq.heapreplace(loads, loads[0] + c)  # the least-loaded worker takes the next task
+    return max(loads)
 
 
 def task_id(group: tuple[ChunkSpec, ...] | list[ChunkSpec]) -> str:
@@ -189,21 +204,16 @@ class Plan(_Json):
 
         With ``granularity="segment"`` a task decodes its segment once and encodes every
         rendition; with ``"rendition"`` each segment x rendition is its own task (finer, for
-        many workers). Given ``workers``, segments left over after the last full round (5 on 2
-        workers: 1) are split per rendition, so that longest-first scheduling fills the last
-        round instead of leaving workers idle. The audio track is always a task of its own."""
+        many workers). Given ``workers``, tasks at the tail of the schedule are split per rendition
+        where that shortens it (see ``_balance_tail``). The audio track is always a task of its own."""
         groups: dict[object, list[ChunkSpec]] = {}
         for c in self.chunks:
             key = c.segment if self.settings.granularity == "segment" else c.chunk_id
             groups.setdefault(key, []).append(c)
-        tasks = [tuple(g) for g in groups.values()]
-        if self.settings.granularity == "segment" and workers and workers > 1:
-            spare = len(tasks) % workers
-            if spare and len(tasks) > spare:
-                tasks.sort(key=lambda g: -sum(c.cost for c in g))
-                tasks = tasks[:-spare] + [(c,) for g in tasks[-spare:] for c in g]
-        tasks += [(self.audio,)] if self.audio else []
-        return tuple(sorted(tasks, key=lambda g: -sum(c.cost for c in g)))
+        tasks = [tuple(g) for g in groups.values()] + ([(self.audio,)] if self.audio else [])
+        if workers and workers > 1:
+            tasks = _balance_tail(tasks, workers)
+        return tuple(sorted(tasks, key=lambda g: -task_cost(g)))
 
     def specs(self) -> tuple[ChunkSpec, ...]:
         """Every chunk spec, audio included."""
@@ -242,3 +252,23 @@ class EncodeResult(_Json):
             if r.name == name:
                 return r
         raise KeyError(name)
+
+
+def _balance_tail(tasks: list[tuple[ChunkSpec, ...]], workers: int) -> list[tuple[ChunkSpec, ...]]:
+    """Split multi-rendition tasks at the end of the schedule while that shortens it.
+
+    Longest-first scheduling of equal segment tasks leaves workers idle in the last round (5
+    segments on 2 workers; 6 segments plus the audio track). Splitting a segment's task into one
+    task per rendition costs an extra decode each, but fills those gaps. Candidates are the
+    cheapest ``workers`` tasks (the rest run in full rounds anyway); splitting the k cheapest
+    together is tried for every k, since one gap may need several splits to close."""
+    tasks = sorted(tasks, key=task_cost, reverse=True)
+    candidates = [t for t in reversed(tasks) if len(t) > 1][:workers]
+    best, best_span = tasks, makespan([task_cost(t) for t in tasks], workers)
+    for k in range(1, len(candidates) + 1):  # split the k cheapest (gaps may need several at once)
+        split = set(map(id, candidates[:k]))
+        trial = [t for t in tasks if id(t) not in split] + [(c,) for g in candidates[:k] for c in g]
+        span = makespan([task_cost(t) for t in trial], workers)
+        if span < best_span * 0.995:  # worth the extra decodes
+            best, best_span = trial, span
+    return best

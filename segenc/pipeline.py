@@ -24,17 +24,19 @@ from .plan import plan as make_plan
 from .probe import probe
 from .progress import ProgressEvent, Reporter, null_reporter, plan_totals
 from .settings import Settings
-from .split import split
+from .split import BackgroundSplit, split
 from .storage import atomic_path, resolve, temp_name
 
 PLAN_FILE = "plan.json"
 TIMINGS_FILE = "timings.json"
 
 
-def prepare(source: str | os.PathLike, root: str | os.PathLike, *, job_id: str | None = None,
-            ladder=DEFAULT_LADDER, settings: Settings | None = None, workdir: str | None = None,
-            report: Reporter = null_reporter) -> Plan:
-    """Probe, plan and split ``source``; segments and ``plan.json`` land under ``root/workdir``."""
+def plan_job(source: str | os.PathLike, root: str | os.PathLike, *, job_id: str | None = None,
+             ladder=DEFAULT_LADDER, settings: Settings | None = None, workdir: str | None = None,
+             report: Reporter = null_reporter, workers: int | None = None) -> Plan:
+    """Probe and plan ``source``; ``plan.json`` lands under ``root/workdir``. Nothing is split yet.
+
+    ``workers`` is how many encoder processes will share the job (sizes an automatic chunk length)."""
     settings = settings or Settings()
     job_id = job_id or str(uuid.uuid4())
     workdir = workdir or f"work/{job_id}"
@@ -42,14 +44,22 @@ def prepare(source: str | os.PathLike, root: str | os.PathLike, *, job_id: str |
     report(ProgressEvent(job_id, "stage", stage="probing"))
     info = probe(source, settings.limits)
     t_probe = time.perf_counter()
-    plan = make_plan(info, ladder, settings, job_id=job_id, workdir=workdir)
+    plan = make_plan(info, ladder, settings, job_id=job_id, workdir=workdir, workers=workers)
     t_plan = time.perf_counter()
     report(ProgressEvent(job_id, "planned", totals=plan_totals(plan)))
-    report(ProgressEvent(job_id, "stage", stage="splitting"))
-    split(source, plan, root)
-    t_split = time.perf_counter()
     save_plan(plan, root)
-    _save_timings(root, plan, {"probe": t_probe - t, "plan": t_plan - t_probe, "split": t_split - t_plan})
+    _save_timings(root, plan, {"probe": t_probe - t, "plan": t_plan - t_probe})
+    return plan
+
+
+def prepare(source: str | os.PathLike, root: str | os.PathLike, *, report: Reporter = null_reporter,
+            **kwargs) -> Plan:
+    """Probe, plan and split ``source`` (``plan_job`` arguments); segments land under ``root/workdir``."""
+    plan = plan_job(source, root, report=report, **kwargs)
+    report(ProgressEvent(plan.job_id, "stage", stage="splitting"))
+    t = time.perf_counter()
+    split(source, plan, root)
+    _save_timings(root, plan, {**_load_timings(root, plan), "split": time.perf_counter() - t})
     return plan
 
 
@@ -66,11 +76,18 @@ def encode_chunk(spec: ChunkSpec, root: str | os.PathLike, report: Reporter = nu
     return encode_chunks([spec], root, report)[0]
 
 
+def concat_rendition(plan: Plan, name: str, root: str | os.PathLike, out: Path) -> dict:
+    """Stitch one rendition's chunks (+ the audio track) into ``out``; returns its stream facts."""
+    return concat(plan.chunks_of(name), root, out, plan.audio.output if plan.audio else None)
+
+
 def finish(plan: Plan, results: list[ChunkResult], root: str | os.PathLike, out_dir: str | os.PathLike,
-           report: Reporter = null_reporter) -> EncodeResult:
+           report: Reporter = null_reporter, concatenated: dict[str, tuple[Path, dict]] | None = None
+           ) -> EncodeResult:
     """The chord body: check every chunk, concat each rendition, package atomically.
 
-    The caller announces ``done`` once it has recorded the result (so followers see the outputs)."""
+    ``concatenated`` holds renditions a runner already stitched (staged path, facts). The caller
+    announces ``done`` once it has recorded the result (so followers see the outputs)."""
     out_dir = Path(out_dir)
     report(ProgressEvent(plan.job_id, "stage", stage="concatenating"))
     t = time.perf_counter()
@@ -84,13 +101,13 @@ def finish(plan: Plan, results: list[ChunkResult], root: str | os.PathLike, out_
         if not resolve(root, spec.output).exists():
             raise IntegrityError(f"chunk {spec.chunk_id}: {spec.output} is missing")
     out_dir.mkdir(parents=True, exist_ok=True)
-    staged: dict[str, Path] = {}
-    facts: dict[str, dict] = {}
+    staged = {name: path for name, (path, _) in (concatenated or {}).items()}
+    facts = {name: f for name, (_, f) in (concatenated or {}).items()}
     try:
         for r in plan.renditions:
-            staged[r.name] = temp_name(out_dir / f"{r.name}.mp4")
-            facts[r.name] = concat(plan.chunks_of(r.name), root, staged[r.name],
-                                   plan.audio.output if plan.audio else None)
+            if r.name not in facts:
+                staged[r.name] = temp_name(out_dir / f"{r.name}.mp4")
+                facts[r.name] = concat_rendition(plan, r.name, root, staged[r.name])
         timings = _load_timings(root, plan)
         timings["concat"] = time.perf_counter() - t
         result = _package(plan, out_dir, facts, staged, timings)
@@ -120,14 +137,21 @@ def encode(source: str | os.PathLike, out_dir: str | os.PathLike, ladder=DEFAULT
         workdir = "job"
     else:
         workdir = f"work/{job_id}"
+    split_job: BackgroundSplit | None = None
     try:
         try:
-            plan = prepare(source, root, job_id=job_id, ladder=tuple(ladder), settings=settings,
-                           workdir=workdir, report=report)
-            report(ProgressEvent(plan.job_id, "stage", stage="encoding"))
+            plan = plan_job(source, root, job_id=job_id, ladder=tuple(ladder), settings=settings,
+                            workdir=workdir, report=report, workers=getattr(runner, "workers", None))
+            report(ProgressEvent(plan.job_id, "stage", stage="splitting"))
             t_run = time.perf_counter()
-            result = runner.execute(plan, root, out_dir, report)
-            result.timings["encode"] = time.perf_counter() - t_run - result.timings.get("concat", 0.0)
+            split_job = BackgroundSplit(source, plan, root).start()  # encoding starts as segments land
+            report(ProgressEvent(plan.job_id, "stage", stage="encoding"))
+            span = _EncodeSpan(report)
+            result = runner.execute(plan, root, out_dir, span, inputs=split_job)
+            t_end = time.perf_counter()
+            result.timings["split"] = split_job.seconds
+            result.timings["encode"] = t_end - t_run - result.timings.get("concat", 0.0)
+            result.timings["serial"] = span.serial(t_run, t_end)
             report(ProgressEvent(plan.job_id, "stage", stage="done"))
         except Exception as exc:
             report(ProgressEvent(job_id, "stage", stage="failed", message=str(exc)))
@@ -135,9 +159,34 @@ def encode(source: str | os.PathLike, out_dir: str | os.PathLike, ladder=DEFAULT
         result.timings["total"] = time.perf_counter() - t
         return result
     finally:
+        if split_job is not None:
+            split_job.cancel()
         shutil.rmtree(resolve(root, workdir), ignore_errors=True)
         if workdir == "job":
             shutil.rmtree(root, ignore_errors=True)
+
+
+class _EncodeSpan:
+    """Passes progress on and notes when the first task started and the last one ended, to tell
+    the serial part of the wall time (nothing encoding: split lead-in, concat tail) from the rest."""
+
+    def __init__(self, report: Reporter) -> None:
+        self.report = report
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        if ev.kind == "chunk_started":
+            self.first = min(self.first or ev.time, ev.time)
+        elif ev.kind == "chunk_done":
+            self.last = max(self.last or ev.time, ev.time)
+        self.report(ev)
+
+    def serial(self, t_run: float, t_end: float) -> float | None:
+        if self.first is None or self.last is None:
+            return None
+        now, perf = time.time(), time.perf_counter()  # event times are wall clock, ours perf_counter
+        return max(0.0, self.first - (now - (perf - t_run))) + max(0.0, (now - (perf - t_end)) - self.last)
 
 
 def save_plan(plan: Plan, root: str | os.PathLike) -> Path:

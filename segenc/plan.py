@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 from fractions import Fraction
 
-from .model import RUNGS, ChunkSpec, MediaInfo, Plan, Rendition, Segment
+from .model import RUNGS, ChunkSpec, MediaInfo, Plan, Rendition, Segment, makespan, task_cost
 from .settings import Settings
 
 # A keyframe within this share of the target length from the ideal cut is preferred over a
@@ -19,6 +19,21 @@ KEYFRAME_SLACK = 0.25
 # Audio task cost per second of audio, in the video tasks' units (output pixel-frames). Measured:
 # 60 s of stereo AAC took 3.26 s, about 0.28 of a 10 s 1080p segment task (~1.15e9 units).
 AUDIO_COST_PER_SECOND = 5.4e6
+# Decoding a source pixel costs this share of encoding an output pixel (x264 veryfast). Measured on
+# one 10 s 1080p segment: three renditions from one decode 11.59 CPU-s, each decoding it 14.16.
+DECODE_COST = 0.2
+# Automatic chunk length (Settings.chunk_seconds=None): among lengths from AUTO_CHUNK_MAX down to
+# AUTO_CHUNK_MIN in AUTO_CHUNK_STEP steps, the longest whose predicted schedule on the expected
+# workers is within AUTO_CHUNK_TOLERANCE of the shortest. Longer chunks cost less (an IDR, decoder
+# and encoder start-up per task: TASK_OVERHEAD, in cost units); shorter ones balance the last
+# round. See benchmarks/results/sweep-clean.md for the evidence.
+AUTO_CHUNK_MAX = 10.0
+AUTO_CHUNK_MIN = 2.0
+AUTO_CHUNK_STEP = 0.5
+AUTO_CHUNK_TOLERANCE = 0.01
+TASK_OVERHEAD = 1.3e7  # 0.13 s of a core: fitted by `python -m benchmarks projection`
+# With this many full rounds at AUTO_CHUNK_MAX the last round's imbalance is noise: no search.
+AUTO_CHUNK_ROUNDS = 20
 
 
 def renditions(info: MediaInfo, ladder: tuple[str, ...] | list[str]) -> tuple[Rendition, ...]:
@@ -44,6 +59,20 @@ def renditions(info: MediaInfo, ladder: tuple[str, ...] | list[str]) -> tuple[Re
 
 def _even(x) -> int:
     return max(2, 2 * int(Fraction(x) / 2 + Fraction(1, 2)))  # nearest even, halves up
+
+
+def auto_chunk_seconds(info: MediaInfo, ladder, settings: Settings, workers: int | None) -> float:
+    """The chunk length for ``workers`` parallel single-core workers (unknown or one: the longest)."""
+    if not workers or workers < 2 or info.duration >= AUTO_CHUNK_MAX * workers * AUTO_CHUNK_ROUNDS:
+        return AUTO_CHUNK_MAX
+    spans: dict[float, float] = {}
+    length = AUTO_CHUNK_MAX
+    while length >= AUTO_CHUNK_MIN - 1e-9:
+        p = plan(info, ladder, settings.with_(chunk_seconds=length), job_id="", workdir="")
+        spans[length] = makespan([task_cost(t) + TASK_OVERHEAD for t in p.tasks(workers)], workers)
+        length = round(length - AUTO_CHUNK_STEP, 3)
+    best = min(spans.values())
+    return max(c for c, s in spans.items() if s <= best * (1 + AUTO_CHUNK_TOLERANCE))
 
 
 def cut_points(info: MediaInfo, chunk_seconds: float) -> list[int]:
@@ -75,8 +104,12 @@ def cut_points(info: MediaInfo, chunk_seconds: float) -> list[int]:
     return cuts
 
 
-def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: str) -> Plan:
-    """Decide every segment and chunk of a job. ``workdir`` is root-relative."""
+def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: str,
+         workers: int | None = None) -> Plan:
+    """Decide every segment and chunk of a job. ``workdir`` is root-relative; ``workers`` (the
+    parallel encoder processes expected) sizes an automatic chunk length."""
+    if settings.chunk_seconds is None:
+        settings = settings.with_(chunk_seconds=auto_chunk_seconds(info, ladder, settings, workers))
     rends = renditions(info, tuple(ladder))
     cuts = cut_points(info, settings.chunk_seconds)
     ends = cuts[1:] + [info.frames]
@@ -104,7 +137,8 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
                 rotation=info.rotation,
                 duration=float((_end_pts(info, seg) - pts[0]) * info.tb),
                 # x264 time grows with output pixels; decode/scale with source pixels.
-                cost=seg.frames * r.width * r.height + 0.15 * decoded * info.width * info.height,
+                cost=seg.frames * r.width * r.height + DECODE_COST * decoded * info.width * info.height,
+                decode_cost=DECODE_COST * decoded * info.width * info.height,
                 preroll=seg.first_frame - seg.key_frame,
             ))
     audio = None

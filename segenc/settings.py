@@ -29,7 +29,7 @@ class Settings:
 
     preset: str = "veryfast"
     crf: int = 23
-    chunk_seconds: float = 10.0
+    chunk_seconds: float | None = None  # None: automatic, see segenc.plan.auto_chunk_seconds
     audio_bitrate: int = 128_000
     scaler: str = "bicubic"
     granularity: str = "segment"
@@ -40,7 +40,7 @@ class Settings:
             raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}, got {self.granularity!r}")
         if not 0 <= self.crf <= 51:
             raise ValueError(f"crf must be between 0 and 51, got {self.crf}")
-        if self.chunk_seconds <= 0:
+        if self.chunk_seconds is not None and self.chunk_seconds <= 0:
             raise ValueError(f"chunk_seconds must be positive, got {self.chunk_seconds}")
         if self.preset not in X264_PRESETS:
             raise ValueError(f"preset must be one of {', '.join(X264_PRESETS)}, got {self.preset!r}")

@@ -9,7 +9,10 @@ pre-roll of a mid-GOP cut) are written to both.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
+from typing import Callable
 
 import av
 
@@ -22,7 +25,13 @@ from .storage import resolve, temp_name
 AUDIO_START_KEY = "SEGENC_AUDIO_START"
 
 
-def split(source: str | os.PathLike, plan: Plan, root: str | os.PathLike) -> list[Path]:
+def split(source: str | os.PathLike, plan: Plan, root: str | os.PathLike,
+          on_ready: Callable[[int | str], None] | None = None) -> list[Path]:
+    """Write every segment of ``plan`` (and the audio copy) under ``root``.
+
+    ``on_ready(index)`` is called as each segment file lands (renamed into place), and
+    ``on_ready("audio")`` once the audio copy has, so encoding can start before the split ends."""
+    ready = on_ready or (lambda key: None)
     info = plan.info
     t0 = info.start_pts
     starts: dict[int, list[Segment]] = {}
@@ -69,6 +78,7 @@ def split(source: str | os.PathLike, plan: Plan, root: str | os.PathLike) -> lis
                         oc.close()
                         os.replace(temp_name(paths[idx]), paths[idx])
                         done.append(paths[idx])
+                        ready(idx)
                     else:
                         targets.append(idx)
                 for n, idx in enumerate(targets):
@@ -82,14 +92,16 @@ def split(source: str | os.PathLike, plan: Plan, root: str | os.PathLike) -> lis
             oc.close()
         if audio_out is not None:
             audio_out.close()
+    missing = [s.path for s in plan.segments if paths[s.index] not in done and s.index not in writers]
+    if missing:
+        raise CorruptInputError(f"{Path(source).name}: keyframes promised by the index were not found ({missing[0]})")
     for idx in list(writers):
         os.replace(temp_name(paths[idx]), paths[idx])
         done.append(paths[idx])
+        ready(idx)
     if audio_out is not None:
         os.replace(temp_name(apath), apath)
-    missing = [s.path for s in plan.segments if paths[s.index] not in done]
-    if missing:
-        raise CorruptInputError(f"{Path(source).name}: keyframes promised by the index were not found ({missing[0]})")
+        ready("audio")
     return [paths[s.index] for s in plan.segments]
 
 
@@ -107,3 +119,70 @@ def _copy(pkt: av.Packet) -> av.Packet:
     out.duration = pkt.duration
     out.is_keyframe = pkt.is_keyframe
     return out
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class BackgroundSplit:
+    """``split`` in a thread, so a runner can start a task as soon as its inputs have landed.
+
+    ``ready(group)`` says whether a task's segment (or the audio copy) is written; it re-raises
+    the split's error if it failed. ``cancel()`` stops the split at its next segment boundary."""
+
+    def __init__(self, source: str | os.PathLike, plan: Plan, root: str | os.PathLike) -> None:
+        self._landed: set[int | str] = set()
+        self._cond = threading.Condition()
+        self._cancelled = False
+        self.error: BaseException | None = None
+        self.finished = False
+        self.seconds = 0.0
+        self._thread = threading.Thread(target=self._run, args=(source, plan, root), name="segenc-split",
+                                        daemon=True)
+
+    def start(self) -> "BackgroundSplit":
+        self._thread.start()
+        return self
+
+    def _run(self, source, plan, root) -> None:
+        t = time.perf_counter()
+        try:
+            split(source, plan, root, on_ready=self._land)
+        except _Cancelled:
+            pass
+        except BaseException as exc:  # handed to the runner's thread by ready()/join()
+            self.error = exc
+        finally:
+            self.seconds = time.perf_counter() - t
+            with self._cond:
+                self.finished = True
+                self._cond.notify_all()
+
+    def _land(self, key: int | str) -> None:
+        if self._cancelled:
+            raise _Cancelled
+        with self._cond:
+            self._landed.add(key)
+            self._cond.notify_all()
+
+    def ready(self, group) -> bool:
+        if self.error is not None:
+            raise self.error
+        return all(("audio" if c.kind == "audio" else c.segment) in self._landed for c in group)
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until something lands or the split ends (at most ``timeout`` seconds)."""
+        with self._cond:
+            if not self.finished:
+                self._cond.wait(timeout)
+
+    def join(self) -> None:
+        """Wait for the whole split; raise its error."""
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._thread.join()

@@ -55,8 +55,8 @@ def _accept(job_id: str, folder):
         shutil.rmtree(folder, ignore_errors=True)
         return error(f"unknown ladder {request.form.get('ladder')!r}; choose from {', '.join(RUNGS)}", 400)
     try:
-        chunk = float(request.form.get("chunk_seconds") or Settings().chunk_seconds)
-        if not 0.5 <= chunk <= 600:
+        chunk = float(request.form["chunk_seconds"]) if request.form.get("chunk_seconds") else None
+        if chunk is not None and not 0.5 <= chunk <= 600:
             raise ValueError
     except ValueError:
         shutil.rmtree(folder, ignore_errors=True)

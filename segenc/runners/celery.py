@@ -87,7 +87,8 @@ def run_job(self, job_id: str, source: str, ladder: list[str], settings: dict, o
         return ""
     try:
         plan = prepare(resolve(root, source), root, job_id=job_id, ladder=tuple(ladder),
-                       settings=Settings.from_dict(settings), workdir=f"work/{job_id}", report=state.apply)
+                       settings=Settings.from_dict(settings), workdir=f"work/{job_id}", report=state.apply,
+                       workers=_capacity(self.app))
     except SegencError as exc:
         state.apply(ProgressEvent(job_id, "stage", stage="failed", message=str(exc)))
         raise
@@ -292,7 +293,14 @@ class CeleryRunner:
     def work_root(self, out_dir: Path) -> Path:
         return self.root
 
-    def execute(self, plan: Plan, root, out_dir: Path, report: Reporter) -> EncodeResult:
+    @property
+    def workers(self) -> int | None:
+        """Worker processes online now (sizes an automatic chunk length)."""
+        return _capacity(self.app)
+
+    def execute(self, plan: Plan, root, out_dir: Path, report: Reporter, inputs=None) -> EncodeResult:
+        if inputs is not None:
+            inputs.join()  # a chord is sent whole: every segment must be on the storage first
         out = f"encoded/{plan.job_id}"
         self.state.create(plan.job_id, stage="encoding")
         result = job_signature(self.app, plan, out).apply_async()

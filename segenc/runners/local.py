@@ -1,7 +1,8 @@
 """LocalRunner: the embedded default. A process pool on this machine, no server needed.
 
 Each task runs libx264 single-threaded, so ``workers`` processes keep that many cores busy.
-Tasks are submitted most expensive first (longest-processing-time scheduling). Specs and results
+Tasks start most expensive first (longest-processing-time scheduling), each once its segment
+has been split; a rendition is stitched as soon as its last chunk is done. Specs and results
 cross the process boundary as JSON dicts, exactly as they would over Celery.
 """
 
@@ -10,12 +11,14 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from ..errors import SegencError
 from ..model import ChunkResult, ChunkSpec, EncodeResult, Plan, task_id
 from ..progress import ProgressEvent, Reporter
+from ..split import BackgroundSplit
+from ..storage import temp_name
 
 _events: "mp.Queue | None" = None
 
@@ -35,6 +38,12 @@ def _task(specs: list[dict], root: str) -> list[dict]:
     return [r.to_dict() for r in encode_chunks([ChunkSpec.from_dict(s) for s in specs], root, report)]
 
 
+def _concat(plan: str, name: str, root: str, out: str) -> dict:
+    from ..pipeline import concat_rendition
+
+    return concat_rendition(Plan.from_json(plan), name, root, Path(out))
+
+
 class LocalRunner:
     def __init__(self, workers: int | None = None) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
@@ -42,40 +51,72 @@ class LocalRunner:
     def work_root(self, out_dir: Path) -> Path | None:
         return None
 
-    def run_tasks(self, plan: Plan, root: str | os.PathLike, report: Reporter) -> list[ChunkResult]:
-        tasks = plan.tasks(self.workers)
+    def execute(self, plan: Plan, root: str | os.PathLike, out_dir: Path, report: Reporter,
+                inputs: BackgroundSplit | None = None) -> EncodeResult:
+        """Run the tasks longest first, each as soon as its segment has landed (``inputs``: a
+        split still running), and stitch each rendition in the pool as soon as its last chunk
+        is done, while other renditions still encode. ``finish`` then only packages."""
+        from ..pipeline import finish
+
+        waiting = list(plan.tasks(self.workers))
         ctx = mp.get_context("spawn")  # PyAV/FFmpeg state does not survive fork safely
         events = ctx.Queue()
         results: list[ChunkResult] = []
-        with ProcessPoolExecutor(min(self.workers, len(tasks)), mp_context=ctx, initializer=_init,
-                                 initargs=(events,)) as pool:
-            futures: dict[Future, tuple[ChunkSpec, ...]] = {
-                pool.submit(_task, [s.to_dict() for s in t], str(root)): t for t in tasks}
-            pending = set(futures)
-            try:
-                while pending:
-                    done, pending = wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
+        left = {r.name: len(plan.chunks_of(r.name)) for r in plan.renditions}
+        audio_left = 1 if plan.audio else 0
+        concatenated: dict[str, tuple[Path, dict]] = {}
+        staged: dict[str, Path] = {}
+        plan_json = plan.to_json()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        running: dict[Future, tuple[ChunkSpec, ...] | str] = {}
+        try:
+            with ProcessPoolExecutor(min(self.workers, len(waiting)), mp_context=ctx, initializer=_init,
+                                     initargs=(events,)) as pool:
+                try:
+                    while waiting or running:
+                        for name in [n for n, k in left.items() if k == 0 and not audio_left]:
+                            del left[name]  # complete: stitch it now, ahead of the encodes left
+                            staged[name] = temp_name(out_dir / f"{name}.mp4")
+                            running[pool.submit(_concat, plan_json, name, str(root), str(staged[name]))] = name
+                        while waiting and len(running) < self.workers:
+                            task = next((t for t in waiting if inputs is None or inputs.ready(t)), None)
+                            if task is None:
+                                break
+                            waiting.remove(task)
+                            running[pool.submit(_task, [s.to_dict() for s in task], str(root))] = task
+                        if not running:
+                            inputs.wait(0.05)  # nothing has landed yet
+                            continue
+                        done, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
+                        _drain(events, report)
+                        for f in done:
+                            job = running.pop(f)
+                            exc = f.exception()
+                            if exc is not None:
+                                what = f"{job} concat" if isinstance(job, str) else f"chunk {task_id(job)}"
+                                if isinstance(exc, SegencError):
+                                    raise exc
+                                raise SegencError(f"{what} failed: {exc}") from exc
+                            if isinstance(job, str):
+                                concatenated[job] = (staged[job], f.result())
+                                continue
+                            for r in map(ChunkResult.from_dict, f.result()):
+                                results.append(r)
+                            for spec in job:
+                                if spec.kind == "audio":
+                                    audio_left = 0
+                                else:
+                                    left[spec.rendition.name] -= 1
+                except BaseException:
+                    for f in running:
+                        f.cancel()
+                    raise
+                finally:
                     _drain(events, report)
-                    for f in done:
-                        exc = f.exception()
-                        if exc is not None:
-                            if isinstance(exc, SegencError):
-                                raise exc
-                            raise SegencError(f"chunk {task_id(futures[f])} failed: {exc}") from exc
-                        results.extend(ChunkResult.from_dict(r) for r in f.result())
-            except BaseException:
-                for f in pending:
-                    f.cancel()
-                raise
-            finally:
-                _drain(events, report)
-        return results
-
-    def execute(self, plan: Plan, root: str | os.PathLike, out_dir: Path, report: Reporter) -> EncodeResult:
-        from ..pipeline import finish
-
-        results = self.run_tasks(plan, root, report)
-        return finish(plan, results, root, out_dir, report)
+            return finish(plan, results, root, out_dir, report, concatenated=concatenated)
+        finally:
+            for p in staged.values():
+                p.unlink(missing_ok=True)
 
 
 def _drain(events: "mp.Queue", report: Reporter) -> None:

@@ -4,8 +4,8 @@ from fractions import Fraction
 
 import pytest
 
-from segenc.model import ChunkSpec, MediaInfo, Plan
-from segenc.plan import cut_points, plan, renditions
+from segenc.model import ChunkSpec, MediaInfo, Plan, makespan, task_cost
+from segenc.plan import AUTO_CHUNK_TOLERANCE, TASK_OVERHEAD, cut_points, plan, renditions
 from segenc.settings import Settings
 
 
@@ -81,15 +81,55 @@ def test_chunks_carry_exact_frame_times_and_are_ordered_by_cost():
     video = [t for t in p.tasks() if t[0].kind == "video"]
     assert len(video) == len(p.segments) and all({c.rendition.name for c in t} == {"480p", "1080p"} for t in video)
     assert all(len({c.segment for c in t}) == 1 for t in video)
-    # 4 segments on 3 workers: the leftover segment is split per rendition to fill the last round.
+    # 4 segments on 3 workers: tail tasks are split per rendition, which shortens the schedule.
     balanced = p.tasks(workers=3)
     assert len(p.segments) == 4
-    assert sorted(len(t) for t in balanced if t[0].kind == "video") == [1, 1, 2, 2, 2]
+    assert any(len(t) == 1 and t[0].kind == "video" for t in balanced)
+    assert makespan([task_cost(t) for t in balanced], 3) < makespan([task_cost(t) for t in p.tasks()], 3)
     assert sorted(c.chunk_id for t in balanced for c in t) == sorted(c.chunk_id for c in p.specs())
     assert len(p.tasks(workers=2)) == len(p.tasks())  # 4 segments fill 2 workers evenly
     fine = plan(i, ("480p", "1080p"), Settings(chunk_seconds=5, granularity="rendition"), job_id="j", workdir="w")
     assert len(fine.tasks()) == len(fine.chunks) + 1
     assert fine.tasks()[0][0].rendition.name == "1080p"  # the most expensive first
+
+
+def test_task_cost_counts_the_shared_decode_once():
+    p = plan(info(frames=300, keyint=30), ("480p", "1080p"), Settings(chunk_seconds=5), job_id="j", workdir="w")
+    group = p.tasks()[0]
+    assert len(group) == 2 and group[0].decode_cost > 0
+    assert task_cost(group) == sum(c.cost for c in group) - group[0].decode_cost
+    assert makespan([3, 3, 2, 2], 2) == 5 and makespan([3, 3, 2, 2, 2], 2) == 7 and makespan([5, 1], 1) == 6
+
+
+def test_tail_split_only_when_it_shortens_the_schedule():
+    p = plan(info(frames=1800, keyint=60), ("480p", "720p", "1080p"), Settings(chunk_seconds=10), job_id="j",
+             workdir="w")
+    assert len(p.segments) == 6
+    # 6 equal segments fill 2 workers: splitting one would only add decodes.
+    assert len(p.tasks(workers=2)) == len(p.tasks()) == 7
+    # 6 segments on 4 workers: the 2 spare slots of the second round get the renditions of some.
+    tasks = p.tasks(workers=4)
+    assert len(tasks) > 7
+    assert makespan([task_cost(t) for t in tasks], 4) < makespan([task_cost(t) for t in p.tasks()], 4)
+    assert sorted(c.chunk_id for t in tasks for c in t) == sorted(c.chunk_id for c in p.specs())
+
+
+def test_auto_chunk_length_balances_the_schedule():
+    ladder = ("480p", "720p", "1080p")
+    minute = info(frames=1800, keyint=60)
+    assert plan(minute, ladder, Settings(), job_id="j", workdir="w").settings.chunk_seconds == 10  # workers unknown
+    assert plan(minute, ladder, Settings(), job_id="j", workdir="w", workers=1).settings.chunk_seconds == 10
+    two = plan(minute, ladder, Settings(), job_id="j", workdir="w", workers=2)
+    assert 2 <= two.settings.chunk_seconds < 10
+    span = {c: makespan([task_cost(t) + TASK_OVERHEAD for t in
+                         plan(minute, ladder, Settings(chunk_seconds=c), job_id="j", workdir="w").tasks(2)], 2)
+            for c in (2, 4, 6, 8, 10, two.settings.chunk_seconds)}
+    assert span[two.settings.chunk_seconds] <= min(span.values()) * (1 + AUTO_CHUNK_TOLERANCE)
+    # A 10 s clip is no longer one task keeping one core busy.
+    short = plan(info(frames=300, keyint=30), ladder, Settings(), job_id="j", workdir="w", workers=2)
+    assert len(short.segments) >= 2
+    fixed = plan(minute, ladder, Settings(chunk_seconds=4), job_id="j", workdir="w", workers=64)
+    assert fixed.settings.chunk_seconds == 4 and len(fixed.segments) == 15
 
 
 def test_plan_round_trips_through_json():
