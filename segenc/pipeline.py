@@ -138,6 +138,7 @@ def encode(source: str | os.PathLike, out_dir: str | os.PathLike, ladder=DEFAULT
     else:
         workdir = f"work/{job_id}"
     split_job: BackgroundSplit | None = None
+    getattr(runner, "start", lambda: None)()
     try:
         try:
             plan = plan_job(source, root, job_id=job_id, ladder=tuple(ladder), settings=settings,
@@ -145,6 +146,8 @@ def encode(source: str | os.PathLike, out_dir: str | os.PathLike, ladder=DEFAULT
             report(ProgressEvent(plan.job_id, "stage", stage="splitting"))
             t_run = time.perf_counter()
             split_job = BackgroundSplit(source, plan, root).start()  # encoding starts as segments land
+            if not getattr(runner, "overlaps_split", False):
+                split_job.join()
             report(ProgressEvent(plan.job_id, "stage", stage="encoding"))
             span = _EncodeSpan(report)
             result = runner.execute(plan, root, out_dir, span, inputs=split_job)
@@ -161,6 +164,7 @@ def encode(source: str | os.PathLike, out_dir: str | os.PathLike, ladder=DEFAULT
     finally:
         if split_job is not None:
             split_job.cancel()
+        getattr(runner, "close", lambda: None)()
         shutil.rmtree(resolve(root, workdir), ignore_errors=True)
         if workdir == "job":
             shutil.rmtree(root, ignore_errors=True)

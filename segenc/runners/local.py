@@ -8,6 +8,7 @@ cross the process boundary as JSON dicts, exactly as they would over Celery.
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing as mp
 import os
 import queue
@@ -38,6 +39,10 @@ def _task(specs: list[dict], root: str) -> list[dict]:
     return [r.to_dict() for r in encode_chunks([ChunkSpec.from_dict(s) for s in specs], root, report)]
 
 
+def _warm() -> None:
+    importlib.import_module("segenc.pipeline")  # PyAV, numpy: loaded while the caller probes and plans
+
+
 def _concat(plan: str, name: str, root: str, out: str) -> dict:
     from ..pipeline import concat_rendition
 
@@ -45,8 +50,27 @@ def _concat(plan: str, name: str, root: str, out: str) -> dict:
 
 
 class LocalRunner:
+    overlaps_split = True  # execute() starts tasks while the split is still running
+
     def __init__(self, workers: int | None = None) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
+        self._pool: ProcessPoolExecutor | None = None
+        self._events: "mp.Queue | None" = None
+
+    def start(self) -> None:
+        """Spawn the pool now, so its processes start up while the caller probes and plans."""
+        if self._pool is None:
+            ctx = mp.get_context("spawn")  # PyAV/FFmpeg state does not survive fork safely
+            self._events = ctx.Queue()
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init,
+                                             initargs=(self._events,))
+            for _ in range(self.workers):
+                self._pool.submit(_warm)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def work_root(self, out_dir: Path) -> Path | None:
         return None
@@ -59,8 +83,8 @@ class LocalRunner:
         from ..pipeline import finish
 
         waiting = list(plan.tasks(self.workers))
-        ctx = mp.get_context("spawn")  # PyAV/FFmpeg state does not survive fork safely
-        events = ctx.Queue()
+        self.start()
+        pool, events = self._pool, self._events
         results: list[ChunkResult] = []
         left = {r.name: len(plan.chunks_of(r.name)) for r in plan.renditions}
         audio_left = 1 if plan.audio else 0
@@ -70,51 +94,45 @@ class LocalRunner:
         out_dir.mkdir(parents=True, exist_ok=True)
         running: dict[Future, tuple[ChunkSpec, ...] | str] = {}
         try:
-            with ProcessPoolExecutor(min(self.workers, len(waiting)), mp_context=ctx, initializer=_init,
-                                     initargs=(events,)) as pool:
-                try:
-                    while waiting or running:
-                        for name in [n for n, k in left.items() if k == 0 and not audio_left]:
-                            del left[name]  # complete: stitch it now, ahead of the encodes left
-                            staged[name] = temp_name(out_dir / f"{name}.mp4")
-                            running[pool.submit(_concat, plan_json, name, str(root), str(staged[name]))] = name
-                        while waiting and len(running) < self.workers:
-                            task = next((t for t in waiting if inputs is None or inputs.ready(t)), None)
-                            if task is None:
-                                break
-                            waiting.remove(task)
-                            running[pool.submit(_task, [s.to_dict() for s in task], str(root))] = task
-                        if not running:
-                            inputs.wait(0.05)  # nothing has landed yet
-                            continue
-                        done, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
-                        _drain(events, report)
-                        for f in done:
-                            job = running.pop(f)
-                            exc = f.exception()
-                            if exc is not None:
-                                what = f"{job} concat" if isinstance(job, str) else f"chunk {task_id(job)}"
-                                if isinstance(exc, SegencError):
-                                    raise exc
-                                raise SegencError(f"{what} failed: {exc}") from exc
-                            if isinstance(job, str):
-                                concatenated[job] = (staged[job], f.result())
-                                continue
-                            for r in map(ChunkResult.from_dict, f.result()):
-                                results.append(r)
-                            for spec in job:
-                                if spec.kind == "audio":
-                                    audio_left = 0
-                                else:
-                                    left[spec.rendition.name] -= 1
-                except BaseException:
-                    for f in running:
-                        f.cancel()
-                    raise
-                finally:
+            try:
+                while waiting or running:
+                    for name in [n for n, k in left.items() if k == 0 and not audio_left]:
+                        del left[name]  # complete: stitch it now, ahead of the encodes left
+                        staged[name] = temp_name(out_dir / f"{name}.mp4")
+                        running[pool.submit(_concat, plan_json, name, str(root), str(staged[name]))] = name
+                    while waiting and len(running) < self.workers:
+                        task = next((t for t in waiting if inputs is None or inputs.ready(t)), None)
+                        if task is None:
+                            break
+                        waiting.remove(task)
+                        running[pool.submit(_task, [s.to_dict() for s in task], str(root))] = task
+                    if not running:
+                        inputs.wait(0.05)  # nothing has landed yet
+                        continue
+                    done, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
                     _drain(events, report)
+                    for f in done:
+                        job = running.pop(f)
+                        exc = f.exception()
+                        if exc is not None:
+                            what = f"{job} concat" if isinstance(job, str) else f"chunk {task_id(job)}"
+                            if isinstance(exc, SegencError):
+                                raise exc
+                            raise SegencError(f"{what} failed: {exc}") from exc
+                        if isinstance(job, str):
+                            concatenated[job] = (staged[job], f.result())
+                            continue
+                        results.extend(map(ChunkResult.from_dict, f.result()))
+                        for spec in job:
+                            if spec.kind == "audio":
+                                audio_left = 0
+                            else:
+                                left[spec.rendition.name] -= 1
+            finally:
+                _drain(events, report)
             return finish(plan, results, root, out_dir, report, concatenated=concatenated)
         finally:
+            self.close()
             for p in staged.values():
                 p.unlink(missing_ok=True)
 
