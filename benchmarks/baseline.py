@@ -4,6 +4,14 @@
 source once, splits the decoded frames three ways, scales each (swscale, bicubic) and feeds
 three libx264 encoders (default threading: frame threads = 1.5 x cores each) and three AAC
 encoders, writing one +faststart MP4 per rung. That is what a user would run instead of segenc.
+
+With ``threads=1`` the same command runs single-threaded where FFmpeg allows it: the decoder
+(``-threads 1`` before ``-i``), the filter graphs (``-filter_complex_threads 1``,
+``-filter_threads 1``) and every libx264 encoder (``-threads:v 1``, which also gives one
+lookahead thread). Its CPU seconds are the work the ladder costs without any threading
+overhead: divided by the core count, the ideal wall time of a perfectly parallel encoder.
+(FFmpeg >= 7 still runs demuxer, decoder, filter graph, encoders and muxers in threads of
+their own that pass frames along, so such a process can keep more than one core busy.)
 """
 
 from __future__ import annotations
@@ -40,11 +48,14 @@ def ladder_command(exe: str, source: str | Path, out_dir: str | Path, ladder: Se
                    threads: int | None = None, audio: bool = True) -> tuple[list[str], dict[str, Path]]:
     """The one-process ffmpeg ladder command and the output path of each rung.
 
-    ``threads=None`` leaves libx264 at its default (auto); pass 1 for a single-threaded baseline.
+    ``threads=None`` leaves the decoder, filters and libx264 at their defaults (auto); ``threads=N``
+    caps all of them at N threads (1: the single-threaded baseline).
     """
     out_dir = Path(out_dir)
-    cmd = [exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(source),
-           "-filter_complex", ladder_filter(ladder, scaler)]
+    cmd = [exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+    if threads is not None:
+        cmd += ["-filter_threads", str(threads), "-filter_complex_threads", str(threads), "-threads", str(threads)]
+    cmd += ["-i", str(source), "-filter_complex", ladder_filter(ladder, scaler)]
     outputs: dict[str, Path] = {}
     for i, name in enumerate(ladder):
         out = out_dir / f"{name}.mp4"

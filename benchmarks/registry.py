@@ -18,6 +18,8 @@ FIGURE_MODULES: tuple[str, ...] = (
     "benchmarks.ladder",
     "benchmarks.cluster",
     "benchmarks.transfer",
+    "benchmarks.sweep",
+    "benchmarks.projection",
 )
 
 

@@ -15,7 +15,7 @@ import time
 from .errors import InputError, SegencError
 from .model import DEFAULT_LADDER, RUNGS
 from .progress import ProgressEvent, Tracker
-from .settings import X264_PRESETS, Settings
+from .settings import GRANULARITIES, X264_PRESETS, Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="output directory")
     e.add_argument("--ladder", default=",".join(DEFAULT_LADDER), type=_ladder,
                    help=f"comma-separated rungs (default %(default)s; known: {','.join(RUNGS)})")
-    e.add_argument("--chunk-seconds", type=float, default=None, help="target segment length in seconds (default: automatic, 2-10 s, balanced for the workers)")
+    e.add_argument("--chunk-seconds", type=float, default=None,
+                   help="target segment length in seconds (default: automatic, 2-10 s, balanced for the workers)")
+    e.add_argument("--granularity", choices=GRANULARITIES, default=None,
+                   help="segment: one task per segment decodes it once for every rung (default); "
+                        "rendition: one task per segment x rung (finer, decodes each segment per rung)")
     e.add_argument("--workers", type=int, default=None, help="local worker processes (default: all cores)")
     e.add_argument("--preset", choices=X264_PRESETS, default=None, help="x264 preset (default veryfast)")
     e.add_argument("--crf", type=int, default=None, help="x264 CRF, 0-51 (default 23)")
@@ -79,7 +83,8 @@ def _encode(args) -> int:
     from .pipeline import encode
 
     try:
-        settings = Settings().with_(preset=args.preset, crf=args.crf, chunk_seconds=args.chunk_seconds)
+        settings = Settings().with_(preset=args.preset, crf=args.crf, chunk_seconds=args.chunk_seconds,
+                                    granularity=args.granularity)
     except ValueError as exc:
         return _fail(str(exc), 2)
     runner = None

@@ -138,3 +138,21 @@ def test_probe_prints_json(clip, name, codec):
     assert (doc["width"], doc["height"]) == (facts["width"], facts["height"])
     assert doc["frames"] == facts["frames"]
     assert doc["has_audio"] is True
+
+
+def test_granularity_option_and_automatic_chunk_length(clip, tmp_path, encoded):
+    """Both tuning knobs are options: --granularity, and --chunk-seconds left out picks a length
+    for the workers (recorded in the manifest); a bad granularity is refused with exit 2."""
+    src = clip("h264_640x360")
+    frames = checks.frame_count(src)
+    proc = segenc_cli("encode", src, "-o", tmp_path / "out", "--ladder", "240p", "--workers", "2",
+                      "--granularity", "rendition", "--preset", "ultrafast")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert 2.0 <= doc["chunk_seconds"] <= 10.0 and doc["segments"] >= 1
+    assert checks.frame_count(tmp_path / "out" / "240p.mp4") == frames
+    bad = segenc_cli("encode", src, "-o", tmp_path / "bad", "--granularity", "frame")
+    assert bad.returncode == 2 and "granularity" in bad.stderr and not (tmp_path / "bad").exists()
+    res, _ = encoded("h264_640x360", ladder=("240p",), chunk_seconds=None)
+    assert {"probe", "split", "serial", "encode", "concat", "total"} <= set(res.timings)
+    assert 0 <= res.timings["serial"] <= res.timings["total"] and res.chunk_seconds >= 2.0
