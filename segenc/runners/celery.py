@@ -303,11 +303,12 @@ class CeleryRunner:
             inputs.join()  # a chord is sent whole: every segment must be on the storage first
         out = f"encoded/{plan.job_id}"
         self.state.create(plan.job_id, stage="encoding")
-        result = job_signature(self.app, plan, out).apply_async()
-        stop = threading.Event()
-        relay = threading.Thread(target=self._relay, args=(plan.job_id, report, stop), daemon=True)
+        stop, listening = threading.Event(), threading.Event()
+        relay = threading.Thread(target=self._relay, args=(plan.job_id, report, stop, listening), daemon=True)
         relay.start()
+        listening.wait(5)  # subscribed before the chord goes out: the first chunks' events are not lost
         try:
+            result = job_signature(self.app, plan, out).apply_async()
             deadline = time.monotonic() + self.timeout if self.timeout else None
             while not self._ready(result):
                 stage = self._stage(plan.job_id)
@@ -348,12 +349,13 @@ class CeleryRunner:
         except (redis.ConnectionError, redis.TimeoutError):
             return None
 
-    def _relay(self, job_id: str, report: Reporter, stop: threading.Event) -> None:
+    def _relay(self, job_id: str, report: Reporter, stop: threading.Event, listening: threading.Event) -> None:
         """Forward the job's events from Redis pub/sub; resubscribe after a Redis restart."""
         while not stop.is_set():
             pubsub = self.state.r.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(CHANNEL)
+                listening.set()
                 while not stop.is_set():
                     msg = pubsub.get_message(timeout=0.05)
                     if msg and f'"job_id":"{job_id}"' in msg["data"]:
