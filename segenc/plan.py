@@ -31,7 +31,8 @@ AUTO_CHUNK_MAX = 10.0
 AUTO_CHUNK_MIN = 2.0
 AUTO_CHUNK_STEP = 0.5
 AUTO_CHUNK_TOLERANCE = 0.01
-TASK_OVERHEAD = 1.3e7  # 0.13 s of a core: fitted by `python -m benchmarks projection`
+TASK_OVERHEAD = 1.3e7  # 0.13 s of a core: the first fit of `python -m benchmarks projection`
+# (later refits put it near 0); kept as a bias towards fewer chunks, each of which costs an IDR.
 # With this many full rounds at AUTO_CHUNK_MAX the last round's imbalance is noise: no search.
 AUTO_CHUNK_ROUNDS = 20
 
