@@ -145,16 +145,15 @@ def encode(source: str | os.PathLike, out_dir: str | os.PathLike, ladder=DEFAULT
                             workdir=workdir, report=report, workers=getattr(runner, "workers", None))
             report(ProgressEvent(plan.job_id, "stage", stage="splitting"))
             t_run = time.perf_counter()
+            span = _EncodeSpan(report)
             split_job = BackgroundSplit(source, plan, root).start()  # encoding starts as segments land
             if not getattr(runner, "overlaps_split", False):
                 split_job.join()
             report(ProgressEvent(plan.job_id, "stage", stage="encoding"))
-            span = _EncodeSpan(report)
             result = runner.execute(plan, root, out_dir, span, inputs=split_job)
-            t_end = time.perf_counter()
             result.timings["split"] = split_job.seconds
-            result.timings["encode"] = t_end - t_run - result.timings.get("concat", 0.0)
-            result.timings["serial"] = span.serial(t_run, t_end)
+            result.timings["encode"] = time.perf_counter() - t_run - result.timings.get("concat", 0.0)
+            result.timings["serial"] = span.serial()
             report(ProgressEvent(plan.job_id, "stage", stage="done"))
         except Exception as exc:
             report(ProgressEvent(job_id, "stage", stage="failed", message=str(exc)))
@@ -176,6 +175,7 @@ class _EncodeSpan:
 
     def __init__(self, report: Reporter) -> None:
         self.report = report
+        self.began = time.time()  # event times are wall clock too
         self.first: float | None = None
         self.last: float | None = None
 
@@ -186,11 +186,11 @@ class _EncodeSpan:
             self.last = max(self.last or ev.time, ev.time)
         self.report(ev)
 
-    def serial(self, t_run: float, t_end: float) -> float | None:
+    def serial(self) -> float | None:
+        """Seconds from the start to the first task, plus from the last task's end to now."""
         if self.first is None or self.last is None:
             return None
-        now, perf = time.time(), time.perf_counter()  # event times are wall clock, ours perf_counter
-        return max(0.0, self.first - (now - (perf - t_run))) + max(0.0, (now - (perf - t_end)) - self.last)
+        return max(0.0, self.first - self.began) + max(0.0, time.time() - self.last)
 
 
 def save_plan(plan: Plan, root: str | os.PathLike) -> Path:

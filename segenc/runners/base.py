@@ -23,5 +23,6 @@ class Runner(Protocol):
 
     def execute(self, plan: Plan, root: str | os.PathLike, out_dir: Path, report: Reporter,
                 inputs: BackgroundSplit | None = None) -> EncodeResult:
-        """Run every chunk task of ``plan``, then ``finish`` it into ``out_dir``. ``inputs``, when
-        given, is a split still running: a task may start once ``inputs.ready(task)``."""
+        """Run every chunk task of ``plan``, then ``finish`` it into ``out_dir``. ``inputs`` is the
+        job's split: still running for a runner whose ``overlaps_split`` is true (a task may start
+        once ``inputs.ready(task)``), already finished for any other."""

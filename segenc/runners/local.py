@@ -106,7 +106,7 @@ class LocalRunner:
                             break
                         waiting.remove(task)
                         running[pool.submit(_task, [s.to_dict() for s in task], str(root))] = task
-                    if not running:
+                    if not running and inputs is not None:
                         inputs.wait(0.05)  # nothing has landed yet
                         continue
                     done, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
