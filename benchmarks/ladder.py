@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Container, Sequence
 
-from . import baseline, inputs, machine, media, report, runs, scores
+from . import baseline, inputs, machine, media, options, report, runs, scores
 from .registry import register
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,21 +53,11 @@ Keep = bool | Container[int]   # keep every round's outputs (True), none (False)
 # ----------------------------------------------------------------------------- arguments
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("input (generated once, cached)")
-    g.add_argument("--flavour", choices=["clean", "grain", "both"], default="both",
-                   help="clean: testsrc2 pattern; grain: same + temporal noise (hard to encode). Default: both")
-    g.add_argument("--seconds", type=float, default=None, help=f"clip duration (default {DEFAULT['seconds']:g})")
-    g.add_argument("--size", default=None, help=f"WxH of the source (default {DEFAULT['size']})")
-    g.add_argument("--fps", type=int, default=None, help=f"source frame rate (default {DEFAULT['fps']})")
-    g.add_argument("--quick", action="store_true",
-                   help="10 s at 1280x720 (explicit --seconds/--size/--fps still win); a few minutes in all")
-    g.add_argument("--cache-dir", type=Path, default=inputs.DEFAULT_CACHE,
-                   help="inputs and scratch outputs (default benchmarks/.cache, gitignored)")
-    g.add_argument("--regenerate", action="store_true", help="regenerate inputs even if cached")
+    options.add_input_arguments(p, flavours=["clean", "grain", "both"], default_flavour="both", default=DEFAULT,
+                                quick=QUICK)
 
     g = p.add_argument_group("runs")
     g.add_argument("--repeat", type=int, default=3, help="measured runs per variant, alternated A B A B (default 3)")
-    g.add_argument("--warmup", type=int, default=0, help="unrecorded alternated rounds before measuring (default 0)")
     g.add_argument("--variants", default=",".join(VARIANTS),
                    help=f"comma-separated subset of {','.join(VARIANTS)}, run in that order (default all; the "
                         "ffmpeg variants work without segenc)")
@@ -77,31 +67,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chunk-seconds", type=float, default=None, help="segenc chunk length (default: segenc's)")
     g.add_argument("--preset", default=None, help="x264 preset for all (default: segenc's Settings, veryfast)")
     g.add_argument("--crf", type=int, default=None, help="CRF for all (default: segenc's Settings, 23)")
-    g.add_argument("--timeout", type=float, default=3600.0, help="seconds before a single run is killed")
-    g.add_argument("--quiet-wait", type=float, default=120.0,
-                   help="before each run, wait up to this many seconds for other processes to leave the CPU "
-                        "idle (< 0.3 busy cores); 0 disables (default 120)")
-    g.add_argument("--noise-retries", type=int, default=2,
-                   help="redo a run during which other processes used > 10%% of its CPU time, up to N times "
-                        "(default 2; the last attempt is kept and flagged)")
-    g.add_argument("--keep-outputs", action="store_true", help="keep every run's outputs under CACHE/work/")
 
-    g = p.add_argument_group("quality (scored after the timed runs, on the last round's outputs)")
-    g.add_argument("--no-quality", action="store_true", help="skip PSNR/SSIM scoring")
-    g.add_argument("--quality-every", type=int, default=None, metavar="N",
-                   help="score every Nth frame (default: about 450 frames per output, every frame of short clips)")
+    options.add_run_arguments(g)
+
+    g = options.add_quality_arguments(p, "quality (scored after the timed runs, on the last round's outputs)")
     g.add_argument("--quality-variants", default=None,
                    help="variants to score (default: ffmpeg,segenc; every variant with --quick)")
 
-    g = p.add_argument_group("results")
-    g.add_argument("--results-dir", type=Path, default=report.RESULTS_DIR, help="default benchmarks/results")
-    g.add_argument("--tag", default=None,
-                   help="result file stem suffix: results/ladder-<flavour>[-TAG].md; default: none for the "
-                        "default input, else the input label (e.g. 1280x720-30fps-10s)")
-    g.add_argument("--no-save", action="store_true", help="print only, write no result files")
-    g.add_argument("--rerender", action="store_true",
-                   help="run nothing: rebuild the .md (and the JSON summary) from the runs stored in the JSON "
-                        "selected by --flavour/--quick/--size/--seconds/--fps/--tag (after a report-code change)")
+    options.add_result_arguments(p, "ladder")
 
 
 def _settings_defaults() -> dict[str, Any]:

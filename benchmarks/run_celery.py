@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 
 def tree_cpu(pid: int) -> tuple[float, float]:
@@ -83,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     from service.redis_server import RedisServer
 
     from .cluster import _start_workers, _stop, _wait_online
-    from .run_segenc import _event_dict, _source_hash
+    from .run_segenc import EventLog, record, segenc_identity
     from .runs import CpuSampler, wait_for_quiet
     t_import = time.perf_counter() - t_start
-    source_hash = _source_hash(os.path.dirname(segenc.__file__)) if getattr(segenc, "__file__", None) else None
+    identity = segenc_identity()
 
     settings = Settings.from_dict(json.loads(a.settings)) if a.settings else None
     work = Path(a.work_dir).absolute()
@@ -105,25 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         t_online = time.perf_counter() - t_start
         settled = wait_for_quiet(window=0.5, timeout=a.settle) if a.settle > 0 else None
 
-        events: list[dict[str, Any]] = []
-        frame_events = 0
         runner = CeleryRunner(server.url, root, app=app, timeout=a.timeout)
-
-        def on_progress(ev: Any) -> None:
-            nonlocal frame_events
-            if getattr(ev, "kind", None) == "frames":
-                frame_events += 1
-                return
-            events.append(_event_dict(ev, t0_wall))
-
         sampler = CpuSampler().start()
         w0 = {n: tree_cpu(pr.pid) for n, pr in zip(names, procs)}
         r0 = tree_cpu(server.pid)
         s0 = resource.getrusage(resource.RUSAGE_SELF)
-        t0_wall = time.time()
+        log = EventLog()
         t0 = time.perf_counter()
         res = segenc.encode(a.source, a.out_dir, ladder=tuple(a.ladder.split(",")), chunk_seconds=a.chunk_seconds,
-                            settings=settings, runner=runner, on_progress=on_progress)
+                            settings=settings, runner=runner, on_progress=log)
         wall = time.perf_counter() - t0
         s1 = resource.getrusage(resource.RUSAGE_SELF)
         w1 = {n: tree_cpu(pr.pid) for n, pr in zip(names, procs)}
@@ -140,37 +128,26 @@ def main(argv: list[str] | None = None) -> int:
     redis_cpu = (r1[0] - r0[0], r1[1] - r0[1])
     parts = [own, redis_cpu, *workers.values()]
     user, system = sum(x[0] for x in parts), sum(x[1] for x in parts)
-    out = {
-        "result": res.to_dict() if hasattr(res, "to_dict") else None,
-        "timings": dict(getattr(res, "timings", {}) or {}),
-        "renditions": [r.to_dict() if hasattr(r, "to_dict") else dict(vars(r)) for r in res.renditions],
-        "segments": res.segments if isinstance(getattr(res, "segments", None), int) else len(res.segments),
-        "runner": {
-            "kind": "celery",
-            "worker_processes": a.processes,
-            "workers": names,
-            "import_seconds": t_import,
-            "online_seconds": t_online,   # start of this process -> every worker answered a ping
-            "settle_seconds": round(settled[0], 2) if settled else 0.0,
-            "encode_call_seconds": wall,
-            "redis_version": ".".join(map(str, server.version)),
-            "pid": os.getpid(),
-            "t0_wall": t0_wall,
-            "segenc_file": getattr(segenc, "__file__", None),
-            "segenc_source_sha1": source_hash,
-        },
-        "job": {
-            "wall": wall,
-            "user": user,
-            "sys": system,
-            "cpu": user + system,
-            "cpu_by": {"runner": sum(own), "redis": sum(redis_cpu), **{n: sum(v) for n, v in workers.items()}},
-            "t0_wall": t0_wall,
-            "machine_busy": sampler.busy,
-            "profile": sampler.profile,
-        },
-        "events": events,
-        "frame_events": frame_events,
+    out = record(res, log, {
+        "kind": "celery",
+        "worker_processes": a.processes,
+        "workers": names,
+        "import_seconds": t_import,
+        "online_seconds": t_online,   # start of this process -> every worker answered a ping
+        "settle_seconds": round(settled[0], 2) if settled else 0.0,
+        "encode_call_seconds": wall,
+        "redis_version": ".".join(map(str, server.version)),
+        **identity,
+    })
+    out["job"] = {
+        "wall": wall,
+        "user": user,
+        "sys": system,
+        "cpu": user + system,
+        "cpu_by": {"runner": sum(own), "redis": sum(redis_cpu), **{n: sum(v) for n, v in workers.items()}},
+        "t0_wall": log.t0_wall,
+        "machine_busy": sampler.busy,
+        "profile": sampler.profile,
     }
     with open(a.json, "w") as f:
         json.dump(out, f, indent=1, default=str)

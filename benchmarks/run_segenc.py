@@ -20,23 +20,38 @@ import time
 from typing import Any
 
 
-def _event_dict(ev: Any, t0_wall: float) -> dict[str, Any]:
-    d: dict[str, Any] = {}
-    for k in ("kind", "stage", "chunk_id", "rendition", "frames", "worker", "message"):
-        v = getattr(ev, k, None)
-        if v is not None:
-            d[k] = v
-    if not d:
-        d["repr"] = repr(ev)[:200]
-    t = getattr(ev, "time", None)
-    d["t"] = round((t if isinstance(t, (int, float)) else time.time()) - t0_wall, 4)
-    return d
+class EventLog:
+    """``on_progress`` for the runners: every event but the per-frame ones, timed from creation."""
+
+    def __init__(self) -> None:
+        self.t0_wall = time.time()
+        self.events: list[dict[str, Any]] = []
+        self.frame_events = 0
+
+    def __call__(self, ev: Any) -> None:
+        if getattr(ev, "kind", None) == "frames":
+            self.frame_events += 1
+            return
+        d: dict[str, Any] = {}
+        for k in ("kind", "stage", "chunk_id", "rendition", "frames", "worker", "message"):
+            v = getattr(ev, k, None)
+            if v is not None:
+                d[k] = v
+        if not d:
+            d["repr"] = repr(ev)[:200]
+        t = getattr(ev, "time", None)
+        d["t"] = round((t if isinstance(t, (int, float)) else time.time()) - self.t0_wall, 4)
+        self.events.append(d)
 
 
-def _source_hash(pkg_dir: str) -> str:
-    """sha1 over segenc's .py files: segenc may change between runs while it is being developed."""
+def segenc_identity() -> dict[str, Any]:
+    """Which segenc ran: its file and a sha1 over its .py files (it may change between runs while
+    it is being developed)."""
     import hashlib
 
+    import segenc
+
+    pkg_dir = os.path.dirname(segenc.__file__)
     h = hashlib.sha1()
     for root, dirs, files in sorted(os.walk(pkg_dir)):
         dirs.sort()
@@ -46,7 +61,20 @@ def _source_hash(pkg_dir: str) -> str:
                 h.update(os.path.relpath(path, pkg_dir).encode())
                 with open(path, "rb") as f:
                     h.update(f.read())
-    return h.hexdigest()[:12]
+    return {"segenc_file": segenc.__file__, "segenc_source_sha1": h.hexdigest()[:12]}
+
+
+def record(res: Any, log: EventLog, runner: dict[str, Any]) -> dict[str, Any]:
+    """The JSON both runners write: the EncodeResult, the runner's own figures, the events."""
+    return {
+        "result": res.to_dict(),
+        "timings": dict(res.timings),
+        "renditions": [r.to_dict() for r in res.renditions],
+        "segments": res.segments,
+        "runner": {**runner, "pid": os.getpid(), "t0_wall": log.t0_wall},
+        "events": log.events,
+        "frame_events": log.frame_events,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,47 +94,24 @@ def main(argv: list[str] | None = None) -> int:
     import segenc
     from segenc.settings import Settings
     t_import = time.perf_counter() - t_start
-    source_hash = _source_hash(os.path.dirname(segenc.__file__)) if getattr(segenc, "__file__", None) else None
+    identity = segenc_identity()
 
     settings = Settings.from_dict(json.loads(a.settings)) if a.settings else None
-    events: list[dict[str, Any]] = []
-    frame_events = 0
-    t0_wall = time.time()
-
-    def on_progress(ev: Any) -> None:
-        nonlocal frame_events
-        if getattr(ev, "kind", None) == "frames":
-            frame_events += 1
-            return
-        events.append(_event_dict(ev, t0_wall))
-
-    kwargs: dict[str, Any] = {"chunk_seconds": a.chunk_seconds, "workers": a.workers, "settings": settings}
-    if not a.no_events:
-        kwargs["on_progress"] = on_progress
+    log = EventLog()
     t0 = time.perf_counter()
-    res = segenc.encode(a.source, a.out_dir, ladder=tuple(a.ladder.split(",")), **kwargs)
+    res = segenc.encode(a.source, a.out_dir, ladder=tuple(a.ladder.split(",")), chunk_seconds=a.chunk_seconds,
+                        workers=a.workers, settings=settings, on_progress=None if a.no_events else log)
     t_encode = time.perf_counter() - t0
 
     self_ru = resource.getrusage(resource.RUSAGE_SELF)
     kids_ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = {
-        "result": res.to_dict() if hasattr(res, "to_dict") else None,
-        "timings": dict(getattr(res, "timings", {}) or {}),
-        "renditions": [r.to_dict() if hasattr(r, "to_dict") else dict(vars(r)) for r in res.renditions],
-        "segments": res.segments if isinstance(getattr(res, "segments", None), int) else len(res.segments),
-        "runner": {
-            "import_seconds": t_import,
-            "encode_call_seconds": t_encode,
-            "main_process_cpu": self_ru.ru_utime + self_ru.ru_stime,
-            "children_cpu": kids_ru.ru_utime + kids_ru.ru_stime,
-            "pid": os.getpid(),
-            "t0_wall": t0_wall,
-            "segenc_file": getattr(segenc, "__file__", None),
-            "segenc_source_sha1": source_hash,
-        },
-        "events": events,
-        "frame_events": frame_events,
-    }
+    out = record(res, log, {
+        "import_seconds": t_import,
+        "encode_call_seconds": t_encode,
+        "main_process_cpu": self_ru.ru_utime + self_ru.ru_stime,
+        "children_cpu": kids_ru.ru_utime + kids_ru.ru_stime,
+        **identity,
+    })
     with open(a.json, "w") as f:
         json.dump(out, f, indent=1, default=str)
     return 0

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import baseline, inputs, machine, media, report, runs, scores
+from . import baseline, inputs, machine, media, options, report, runs, scores
 from . import ladder as ladder_figure
 from .registry import register
 
@@ -62,18 +62,7 @@ class Config:
 # ----------------------------------------------------------------------------- arguments
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("input (generated once, cached)")
-    g.add_argument("--flavour", choices=["clean", "grain"], default="clean",
-                   help="clean: testsrc2 pattern; grain: same + temporal noise (hard to encode). Default: clean")
-    g.add_argument("--seconds", type=float, default=None, help=f"clip duration (default {DEFAULT['seconds']:g})")
-    g.add_argument("--size", default=None, help=f"WxH of the source (default {DEFAULT['size']})")
-    g.add_argument("--fps", type=int, default=None, help=f"source frame rate (default {DEFAULT['fps']})")
-    g.add_argument("--quick", action="store_true",
-                   help=f"{QUICK['seconds']:g} s at {QUICK['size']} (explicit --seconds/--size/--fps still win); "
-                        "a few minutes in all")
-    g.add_argument("--cache-dir", type=Path, default=inputs.DEFAULT_CACHE,
-                   help="inputs and scratch outputs (default benchmarks/.cache, gitignored)")
-    g.add_argument("--regenerate", action="store_true", help="regenerate the input even if cached")
+    options.add_input_arguments(p, flavours=["clean", "grain"], default_flavour="clean", default=DEFAULT, quick=QUICK)
 
     g = p.add_argument_group("what to sweep")
     g.add_argument("--chunks", default=DEFAULT_CHUNKS,
@@ -90,30 +79,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("runs")
     g.add_argument("--repeat", type=int, default=3,
                    help="measured rounds; each round runs ffmpeg and every config once, in order (default 3)")
-    g.add_argument("--warmup", type=int, default=0, help="unrecorded rounds before measuring (default 0)")
-    g.add_argument("--timeout", type=float, default=3600.0, help="seconds before a single run is killed")
-    g.add_argument("--quiet-wait", type=float, default=120.0,
-                   help="before each run, wait up to this many seconds for other processes to leave the CPU "
-                        "idle (< 0.3 busy cores); 0 disables (default 120)")
-    g.add_argument("--noise-retries", type=int, default=2,
-                   help="redo a run during which other processes used > 10%% of its CPU time, up to N times "
-                        "(default 2; the last attempt is kept)")
-    g.add_argument("--keep-outputs", action="store_true", help="keep every run's outputs under CACHE/work/")
 
-    g = p.add_argument_group("quality (after the timed runs, not timed)")
-    g.add_argument("--quality-every", type=int, default=None,
-                   help="score every Nth frame (default: about 450 frames per output, every frame on short clips)")
-    g.add_argument("--no-quality", action="store_true", help="skip PSNR/SSIM scoring")
-
-    g = p.add_argument_group("results")
-    g.add_argument("--results-dir", type=Path, default=report.RESULTS_DIR, help="default benchmarks/results")
-    g.add_argument("--tag", default=None,
-                   help="result file stem suffix: results/sweep-<flavour>[-TAG].md/.json/.png; default: none for "
-                        "the default input, else the input label (e.g. 1280x720-30fps-20s)")
-    g.add_argument("--no-save", action="store_true", help="print only, write no result files")
-    g.add_argument("--rerender", action="store_true",
-                   help="run nothing: rebuild the .md, .png (and the JSON summary) from the runs stored in the "
-                        "JSON selected by --flavour/--quick/--size/--seconds/--fps/--tag")
+    options.add_run_arguments(g)
+    options.add_quality_arguments(p, "quality (after the timed runs, not timed)")
+    options.add_result_arguments(p, "sweep", ".md/.json/.png")
 
 
 def parse_chunks(text: str) -> list[float | None]:
