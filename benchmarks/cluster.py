@@ -70,7 +70,7 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 
 def _job(app, url: str, root: Path, clip: Path, out: Path, chunk: float) -> tuple[float, list]:
     import segenc
-    from segenc.runners.celery import CeleryRunner
+    from segenc.distributed import CeleryRunner
 
     events: list = []
     t0 = time.perf_counter()
@@ -105,7 +105,7 @@ def _latencies(events: list) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segenc.runners.celery import make_app
+    from segenc.distributed import make_app
     from service.redis_server import RedisServer
 
     if args.quick:

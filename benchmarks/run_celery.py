@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t_start = time.perf_counter()
     import segenc
-    from segenc.runners.celery import CeleryRunner, make_app
+    from segenc.distributed import CeleryRunner, make_app
     from segenc.settings import Settings
     from service.redis_server import RedisServer
 

@@ -8,7 +8,7 @@ Start a main instance first (``python3 start_service.py --tmp-dir /tmp/encoder``
 import sys
 
 import segenc
-from segenc.runners.celery import CeleryRunner
+from segenc.distributed import CeleryRunner
 from service.cluster import read_connection
 
 storage = sys.argv[3] if len(sys.argv) > 3 else "/tmp/encoder"

@@ -14,20 +14,20 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from .encode import worker_name
 from .errors import CorruptInputError
 from .model import ChunkResult, ChunkSpec
-from .progress import ProgressEvent, Reporter, null_reporter
+from .progress import ProgressEvent, Reporter, local_worker, null_reporter
 from .split import AUDIO_START_KEY
 from .storage import atomic_path, resolve
 
 FRAME = 1024  # AAC frame size
 
 
-def encode_audio(spec: ChunkSpec, root: str | os.PathLike, report: Reporter = null_reporter) -> ChunkResult:
+def encode_audio(spec: ChunkSpec, root: str | os.PathLike, report: Reporter = null_reporter,
+                 worker: str | None = None) -> ChunkResult:
     t0 = time.perf_counter()
     src, out = resolve(root, spec.source), resolve(root, spec.output)
-    worker = worker_name()
+    worker = worker or local_worker()
     report(ProgressEvent(spec.job_id, "chunk_started", chunk_id=spec.chunk_id, worker=worker))
     samples = 0
     try:

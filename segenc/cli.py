@@ -89,7 +89,7 @@ def _encode(args) -> int:
         return _fail(str(exc), 2)
     runner = None
     if args.broker:
-        from .runners.celery import CeleryRunner
+        from .distributed.runner import CeleryRunner
 
         if not args.storage:
             return _fail("--broker needs --storage DIR: the storage root the workers share", 2)

@@ -173,6 +173,16 @@ def task_id(group: tuple[ChunkSpec, ...] | list[ChunkSpec]) -> str:
 
 
 @dataclass(frozen=True)
+class Task(_Json):
+    """One chord-header task: chunks encoded together (a segment's renditions share one decode),
+    or the audio track. ``id`` names it in task ids, attempts and leases."""
+
+    id: str
+    chunks: tuple[str, ...]
+    cost: float
+
+
+@dataclass(frozen=True)
 class ChunkResult(_Json):
     chunk_id: str
     output: str
@@ -195,25 +205,22 @@ class Plan(_Json):
     audio: ChunkSpec | None
     workdir: str
     audio_source: str | None
+    tasks: tuple[Task, ...] = ()  # what the runner sends: decided once, here (see plan.group_tasks)
+    workers: int | None = None  # the encoder processes the tasks were balanced for
 
     _nested = {"info": MediaInfo, "settings": Settings, "renditions": Rendition, "segments": Segment,
-               "chunks": ChunkSpec, "audio": ChunkSpec}
+               "chunks": ChunkSpec, "audio": ChunkSpec, "tasks": Task}
 
-    def tasks(self, workers: int | None = None) -> tuple[tuple[ChunkSpec, ...], ...]:
-        """The chord header: groups of chunks run as one task, most expensive first.
+    def groups(self) -> tuple[tuple[ChunkSpec, ...], ...]:
+        """The chord header as chunk specs: the planned ``tasks``, most expensive first."""
+        by_id = {c.chunk_id: c for c in self.specs()}
+        return tuple(tuple(by_id[c] for c in t.chunks) for t in self.tasks)
 
-        With ``granularity="segment"`` a task decodes its segment once and encodes every
-        rendition; with ``"rendition"`` each segment x rendition is its own task (finer, for
-        many workers). Given ``workers``, tasks at the tail of the schedule are split per rendition
-        where that shortens it (see ``_balance_tail``). The audio track is always a task of its own."""
-        groups: dict[object, list[ChunkSpec]] = {}
-        for c in self.chunks:
-            key = c.segment if self.settings.granularity == "segment" else c.chunk_id
-            groups.setdefault(key, []).append(c)
-        tasks = [tuple(g) for g in groups.values()] + ([(self.audio,)] if self.audio else [])
-        if workers and workers > 1:
-            tasks = _balance_tail(tasks, workers)
-        return tuple(sorted(tasks, key=lambda g: -task_cost(g)))
+    def task(self, task_id: str) -> "Task":
+        for t in self.tasks:
+            if t.id == task_id:
+                return t
+        raise KeyError(task_id)
 
     def specs(self) -> tuple[ChunkSpec, ...]:
         """Every chunk spec, audio included."""
@@ -252,23 +259,3 @@ class EncodeResult(_Json):
             if r.name == name:
                 return r
         raise KeyError(name)
-
-
-def _balance_tail(tasks: list[tuple[ChunkSpec, ...]], workers: int) -> list[tuple[ChunkSpec, ...]]:
-    """Split multi-rendition tasks at the end of the schedule while that shortens it.
-
-    Longest-first scheduling of equal segment tasks leaves workers idle in the last round (5
-    segments on 2 workers; 6 segments plus the audio track). Splitting a segment's task into one
-    task per rendition costs an extra decode each, but fills those gaps. Candidates are the
-    cheapest ``workers`` tasks (the rest run in full rounds anyway); splitting the k cheapest
-    together is tried for every k, since one gap may need several splits to close."""
-    tasks = sorted(tasks, key=task_cost, reverse=True)
-    candidates = [t for t in reversed(tasks) if len(t) > 1][:workers]
-    best, best_span = tasks, makespan([task_cost(t) for t in tasks], workers)
-    for k in range(1, len(candidates) + 1):  # split the k cheapest (gaps may need several at once)
-        split = set(map(id, candidates[:k]))
-        trial = [t for t in tasks if id(t) not in split] + [(c,) for g in candidates[:k] for c in g]
-        span = makespan([task_cost(t) for t in trial], workers)
-        if span < best_span * 0.995:  # worth the extra decodes
-            best, best_span = trial, span
-    return best

@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 
+from . import layout
 from .model import EncodeResult, Plan, RenditionResult
 from .storage import atomic_path
 
@@ -19,7 +20,7 @@ def package(plan: Plan, out_dir: Path, facts: dict[str, dict], staged: dict[str,
     out_dir.mkdir(parents=True, exist_ok=True)
     rends = []
     for r in plan.renditions:
-        final = out_dir / f"{r.name}.mp4"
+        final = out_dir / layout.output_name(r.name)
         os.replace(staged[r.name], final)
         f = facts[r.name]
         size = final.stat().st_size
@@ -32,7 +33,7 @@ def package(plan: Plan, out_dir: Path, facts: dict[str, dict], staged: dict[str,
     source = {k: getattr(info, k) for k in ("duration", "fps", "width", "height", "display_width", "display_height",
                                             "codec", "pix_fmt", "has_audio", "frames", "vfr", "rotation")}
     result = EncodeResult(
-        out_dir=str(out_dir), manifest=str(out_dir / "manifest.json"), source=source, renditions=tuple(rends),
+        out_dir=str(out_dir), manifest=layout.manifest(str(out_dir)), source=source, renditions=tuple(rends),
         segments=len(plan.segments), chunk_seconds=plan.settings.chunk_seconds, timings=dict(timings),
     )
     doc = result.to_dict()
@@ -40,6 +41,18 @@ def package(plan: Plan, out_dir: Path, facts: dict[str, dict], staged: dict[str,
     doc.pop("manifest")
     doc["job_id"] = plan.job_id
     doc["settings"] = {"preset": plan.settings.preset, "crf": plan.settings.crf}
-    with atomic_path(out_dir / "manifest.json") as tmp:
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    _write(Path(result.manifest), doc)
     return result
+
+
+def update_timings(manifest: str | os.PathLike, timings: dict[str, float]) -> None:
+    """Rewrite a finished ladder's manifest with the job's final timings (atomically), so the file
+    and the returned ``EncodeResult.timings`` agree."""
+    doc = json.loads(Path(manifest).read_text())
+    doc["timings"] = dict(timings)
+    _write(Path(manifest), doc)
+
+
+def _write(path: Path, doc: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import bisect
 from fractions import Fraction
 
-from .model import RUNGS, ChunkSpec, MediaInfo, Plan, Rendition, Segment, makespan, task_cost
+from . import layout
+from .model import RUNGS, ChunkSpec, MediaInfo, Plan, Rendition, Segment, Task, makespan, task_cost, task_id
 from .settings import Settings
 
 # A keyframe within this share of the target length from the ideal cut is preferred over a
@@ -69,8 +70,8 @@ def auto_chunk_seconds(info: MediaInfo, ladder, settings: Settings, workers: int
     spans: dict[float, float] = {}
     length = AUTO_CHUNK_MAX
     while length >= AUTO_CHUNK_MIN - 1e-9:
-        p = plan(info, ladder, settings.with_(chunk_seconds=length), job_id="", workdir="")
-        spans[length] = makespan([task_cost(t) + TASK_OVERHEAD for t in p.tasks(workers)], workers)
+        p = plan(info, ladder, settings.with_(chunk_seconds=length), job_id="", workdir="", workers=workers)
+        spans[length] = makespan([t.cost + TASK_OVERHEAD for t in p.tasks], workers)
         length = round(length - AUTO_CHUNK_STEP, 3)
     best = min(spans.values())
     return max(c for c, s in spans.items() if s <= best * (1 + AUTO_CHUNK_TOLERANCE))
@@ -117,7 +118,7 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
     segments = []
     for i, (a, b) in enumerate(zip(cuts, ends)):
         key = info.keyframes[bisect.bisect_right(info.keyframes, a) - 1]
-        segments.append(Segment(i, a, b, key, f"{workdir}/segments/s{i:04d}.mkv"))
+        segments.append(Segment(i, a, b, key, layout.segment(workdir, i)))
     chunks = []
     for seg in segments:
         pts = info.frame_pts[seg.first_frame:seg.end_frame]
@@ -128,7 +129,7 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
                 chunk_id=f"s{seg.index:04d}-{r.name}",
                 kind="video",
                 source=seg.path,
-                output=f"{workdir}/chunks/{r.name}/s{seg.index:04d}.ts",
+                output=layout.chunk(workdir, r.name, seg.index),
                 settings=settings,
                 rendition=r,
                 segment=seg.index,
@@ -145,15 +146,55 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
     audio = None
     if info.has_audio:
         audio = ChunkSpec(
-            job_id=job_id, chunk_id="audio", kind="audio", source=f"{workdir}/audio-source.mka",
-            output=f"{workdir}/audio.m4a", settings=settings, duration=info.duration,
+            job_id=job_id, chunk_id="audio", kind="audio", source=layout.audio_source(workdir),
+            output=layout.audio_output(workdir), settings=settings, duration=info.duration,
             cost=info.duration * AUDIO_COST_PER_SECOND,
         )
+    groups = group_tasks(chunks, audio, settings.granularity, workers)
     return Plan(
         job_id=job_id, info=info, settings=settings, renditions=rends, segments=tuple(segments),
         chunks=tuple(chunks), audio=audio, workdir=workdir,
         audio_source=audio.source if audio else None,
+        tasks=tuple(Task(task_id(g), tuple(c.chunk_id for c in g), task_cost(g)) for g in groups),
+        workers=workers,
     )
+
+
+def group_tasks(chunks, audio: ChunkSpec | None, granularity: str,
+                workers: int | None = None) -> list[tuple[ChunkSpec, ...]]:
+    """The chord header: groups of chunks run as one task, most expensive first.
+
+    With ``granularity="segment"`` a task decodes its segment once and encodes every rendition;
+    with ``"rendition"`` each segment x rendition is its own task (finer, for many workers). Given
+    ``workers``, tasks at the tail of the schedule are split per rendition where that shortens it
+    (see ``_balance_tail``). The audio track is always a task of its own."""
+    groups: dict[object, list[ChunkSpec]] = {}
+    for c in chunks:
+        groups.setdefault(c.segment if granularity == "segment" else c.chunk_id, []).append(c)
+    tasks = [tuple(g) for g in groups.values()] + ([(audio,)] if audio else [])
+    if workers and workers > 1:
+        tasks = _balance_tail(tasks, workers)
+    return sorted(tasks, key=lambda g: -task_cost(g))
+
+
+def _balance_tail(tasks: list[tuple[ChunkSpec, ...]], workers: int) -> list[tuple[ChunkSpec, ...]]:
+    """Split multi-rendition tasks at the end of the schedule while that shortens it.
+
+    Longest-first scheduling of equal segment tasks leaves workers idle in the last round (5
+    segments on 2 workers; 6 segments plus the audio track). Splitting a segment's task into one
+    task per rendition costs an extra decode each, but fills those gaps. Candidates are the
+    cheapest ``workers`` tasks (the rest run in full rounds anyway); splitting the k cheapest
+    together is tried for every k, since one gap may need several splits to close."""
+    tasks = sorted(tasks, key=task_cost, reverse=True)
+    candidates = [t for t in reversed(tasks) if len(t) > 1][:workers]
+    best, best_span = tasks, makespan([task_cost(t) for t in tasks], workers)
+    for k in range(1, len(candidates) + 1):
+        split = set(map(id, candidates[:k]))
+        trial = [t for t in tasks if id(t) not in split] + [(c,) for g in candidates[:k] for c in g]
+        span = makespan([task_cost(t) for t in trial], workers)
+        if span < best_span * 0.995:  # worth the extra decodes
+            best, best_span = trial, span
+    return best
 
 
 def _end_pts(info: MediaInfo, seg: Segment) -> int:

@@ -6,11 +6,14 @@ web service, a callback) feeds them to a ``Tracker`` and reads ``snapshot()``.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .model import Plan, _Json
+from .stages import Stage
 
 
 
@@ -41,6 +44,11 @@ def null_reporter(event: ProgressEvent) -> None:
     pass
 
 
+def local_worker() -> str:
+    """Who runs a chunk when the caller names no worker: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 class Throttle:
     """Let a frame-count report through at most every ``interval`` seconds."""
 
@@ -68,7 +76,7 @@ class Tracker:
 
     def __init__(self, plan: Plan | None = None, job_id: str | None = None) -> None:
         self.job_id = plan.job_id if plan else job_id
-        self.stage = "queued"
+        self.stage: str = Stage.QUEUED
         self.error: str | None = None
         self.totals: dict[str, int] = {}
         self.chunk_frames: dict[str, int] = {}
@@ -87,9 +95,9 @@ class Tracker:
             self.totals = dict(ev.totals)
         elif ev.kind == "stage" and ev.stage:
             self.stage = ev.stage
-            if ev.stage == "failed":
+            if ev.stage == Stage.FAILED:
                 self.error = ev.message
-            if ev.stage == "encoding" and self.started_at is None:
+            if ev.stage == Stage.ENCODING and self.started_at is None:
                 self.started_at = ev.time
         elif ev.chunk_id and ev.rendition:
             self.chunk_rendition[ev.chunk_id] = ev.rendition
@@ -126,12 +134,12 @@ def summarize(stage: str, totals: dict[str, int], chunk_frames: dict[str, tuple[
     for name, total in totals.items():
         done = min(total, sum(n for r, n in chunk_frames.values() if r == name))
         per[name] = {"frames_done": done, "frames_total": total,
-                     "progress": 1.0 if stage == "done" else (done / total if total else 0.0)}
+                     "progress": 1.0 if stage == Stage.DONE else (done / total if total else 0.0)}
     total = sum(totals.values())
     done = sum(r["frames_done"] for r in per.values())
     # Encoding is ~97% of the work; concat and packaging take the last few percent.
-    progress = 1.0 if stage == "done" else (0.97 * done / total if total else 0.0)
-    eta = (total - done) / fps if fps and fps > 0 and stage == "encoding" else None
+    progress = 1.0 if stage == Stage.DONE else (0.97 * done / total if total else 0.0)
+    eta = (total - done) / fps if fps and fps > 0 and stage == Stage.ENCODING else None
     return {
         "stage": stage, "progress": progress, "frames_done": done, "frames_total": total,
         "fps": fps, "eta": eta, "renditions": per, "error": error,

@@ -13,7 +13,7 @@ from segenc.model import DEFAULT_LADDER, RUNGS
 from segenc.probe import probe
 from segenc.settings import Settings
 
-from .app import token_ok
+from .auth import token_ok
 from .jobs import Jobs, parse_job_id
 
 api = Blueprint("api", __name__, url_prefix="/api")

@@ -5,18 +5,20 @@ Configuration is read from the environment only here, when no config is passed i
 
 from __future__ import annotations
 
-import hmac
 import os
 from pathlib import Path
 
-from flask import Flask, Request, g, jsonify, render_template, request
+from flask import Flask, Request, g, jsonify, render_template
 from werkzeug.exceptions import HTTPException
 
 from segenc.model import DEFAULT_LADDER
-from segenc.runners.celery import make_app
-from segenc.runners.redis_state import JobState, connect
+from segenc.distributed import JobState, make_app
+from segenc.stages import TERMINAL, Stage
 
+from .api import api
 from .jobs import Jobs
+from .transfer import transfer
+from .ws import register_ws
 
 
 class StreamingRequest(Request):
@@ -46,12 +48,7 @@ def create_app(config: dict | None = None) -> Flask:
     root = Path(config["TMP_DIR"]).resolve()
     app.config["TMP_DIR"] = root
     celery = make_app(config["REDIS_URL"], root=root)
-    app.extensions["segenc_jobs"] = Jobs(JobState(connect(config["REDIS_URL"])), celery, root)
-
-    from .api import api
-    from .transfer import transfer
-    from .ws import register_ws
-
+    app.extensions["segenc_jobs"] = Jobs(JobState.from_url(config["REDIS_URL"]), celery, root)
     app.register_blueprint(api)
     app.register_blueprint(transfer)
     register_ws(app)
@@ -59,12 +56,13 @@ def create_app(config: dict | None = None) -> Flask:
     @app.get("/")
     def index():
         return render_template("index.html", api_token_required=bool(app.config.get("API_TOKEN")),
-                               max_upload_mb=app.config["MAX_UPLOAD_MB"], ladder=list(DEFAULT_LADDER))
+                               max_upload_mb=app.config["MAX_UPLOAD_MB"], ladder=list(DEFAULT_LADDER),
+                               stages=[s.value for s in Stage], terminal=sorted(TERMINAL))
 
     @app.get("/healthz")
     def healthz():
         try:
-            app.extensions["segenc_jobs"].state.r.ping()
+            app.extensions["segenc_jobs"].state.ping()
             return {"ok": True, "redis": True}
         except Exception as exc:  # report, don't crash: health checks must answer
             return {"ok": False, "redis": False, "error": str(exc)}, 503
@@ -76,11 +74,3 @@ def create_app(config: dict | None = None) -> Flask:
 
     return app
 
-
-def token_ok(app: Flask) -> bool:
-    expected = app.config.get("API_TOKEN")
-    if not expected:
-        return True
-    header = request.headers.get("Authorization", "")
-    given = header[7:] if header.startswith("Bearer ") else request.args.get("token", "")
-    return hmac.compare_digest(given.encode(), expected.encode())

@@ -87,7 +87,8 @@ def prepare_tmp(tmp: Path) -> Path:
 
 
 def run_worker(args, tmp: Path) -> int:
-    from segenc.runners.celery import MAIN_QUEUE, make_app, run_worker as start
+    from segenc.distributed import MAIN_QUEUE, make_app, run_worker as start
+    from segenc.distributed.app import DEFAULT_QUEUE
 
     from .cluster import CLUSTER_FILE, read_connection, runtime_dir
 
@@ -98,11 +99,10 @@ def run_worker(args, tmp: Path) -> int:
                            f"python3 start_service.py --tmp-dir DIR on this host first, or pass "
                            f"--redis-url redis://:PASSWORD@HOST:PORT/0")
     _check_redis(url)
-    os.environ["SEGENC_WORKER_NAME"] = args.worker_name
     secret = args.cluster_secret or conn.get("cluster_secret")
     shared = (tmp / CLUSTER_FILE).exists()  # on the main instance's storage: it can prepare and finish too
-    queues = tuple(args.queues.split(",")) if args.queues else (("celery", MAIN_QUEUE) if shared else ("celery",))
-    app = make_app(url, root=tmp, cluster_secret=secret)
+    queues = tuple(args.queues.split(",")) if args.queues else ((DEFAULT_QUEUE, MAIN_QUEUE) if shared else (DEFAULT_QUEUE,))
+    app = make_app(url, root=tmp, cluster_secret=secret, worker_name=args.worker_name)
     mode = "shared storage" if shared else "its own storage; segments come over HTTP"
     print(f"segenc worker {args.worker_name}: {tmp} ({mode})", flush=True)
     start(app, args.worker_name, args.concurrency, queues=queues)
@@ -110,16 +110,11 @@ def run_worker(args, tmp: Path) -> int:
 
 
 def _check_redis(url: str) -> None:
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
+    from segenc.distributed.state import check_reachable
 
-    try:
-        redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=3).ping()
-    except redis.AuthenticationError:
-        raise StartupError("Redis refused the password in the URL; check --redis-url") from None
-    except redis.RedisError as exc:
-        raise StartupError(f"cannot reach Redis ({exc}); is the main instance running?") from None
+    problem = check_reachable(url)
+    if problem:
+        raise StartupError(problem)
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -141,7 +136,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def run_main(args, tmp: Path) -> int:
-    from segenc.runners.celery import MAIN_QUEUE
+    from segenc.distributed import MAIN_QUEUE
+    from segenc.distributed.app import DEFAULT_QUEUE
 
     from .cluster import remove_connection, write_connection
     from .redis_server import PortInUseError, RedisServer
@@ -176,7 +172,7 @@ def run_main(args, tmp: Path) -> int:
             env["SEGENC_API_TOKEN"] = args.api_token
         commands = [
             [sys.executable, "-m", "service.cli", "--worker-name", "main_worker", "--tmp-dir", str(tmp),
-             "--redis-url", url, "--queues", f"celery,{MAIN_QUEUE}"]
+             "--redis-url", url, "--queues", f"{DEFAULT_QUEUE},{MAIN_QUEUE}"]
             + (["--concurrency", str(args.concurrency)] if args.concurrency else []),
             [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1", "--threads", "32",
              "--bind", f"{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}",
@@ -197,11 +193,9 @@ def run_main(args, tmp: Path) -> int:
 
 def _advertise(redis_url: str, web_url: str) -> None:
     """Tell workers (through Redis) where to fetch segments and upload chunks."""
-    import redis
+    from segenc.distributed import JobState
 
-    from segenc.runners.celery import CLUSTER_KEY
-
-    redis.Redis.from_url(redis_url).hset(CLUSTER_KEY, mapping={"web_url": web_url})
+    JobState.from_url(redis_url).advertise(web_url)
 
 
 RESTARTS_PER_MINUTE = 5

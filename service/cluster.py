@@ -16,7 +16,7 @@ from pathlib import Path
 
 from celery import Celery
 
-from segenc.runners.celery import make_app
+from segenc.distributed import make_app
 
 CLUSTER_FILE = "cluster.json"
 

@@ -1,9 +1,6 @@
 """The service's view of jobs: uploads in, Celery jobs out, status from Redis.
 
-Storage layout under the tmp dir (the storage root):
-    uploads/<job_id>/source     the upload, stored without its client name or extension
-    work/<job_id>/              segments, chunks, plan.json (removed when the job ends)
-    encoded/<job_id>/<q>.mp4    the renditions and manifest.json
+The tmp dir is the storage root; ``segenc.layout`` says where each file of a job lives.
 """
 
 from __future__ import annotations
@@ -14,11 +11,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from segenc.model import task_id
-from segenc.pipeline import load_plan
+from segenc import layout
+from segenc.distributed import MAIN_QUEUE, JobState, submit
+from segenc.distributed.tasks import PREPARE, celery_id, task_ids
 from segenc.progress import ProgressEvent
-from segenc.runners.celery import HEARTBEAT_KEY as WORKER_KEY, MAIN_QUEUE, submit
-from segenc.runners.redis_state import CHANNEL, TERMINAL, JobState
+from segenc.stages import TERMINAL, Stage
+from segenc.steps import load_plan
+from segenc.storage import resolve
 
 SOURCE_FIELDS = ("width", "height", "display_width", "display_height", "duration", "fps", "codec", "has_audio",
                  "frames")
@@ -38,16 +37,21 @@ class Jobs:
         self.celery = celery
         self.root = root
 
+    def path(self, rel: str) -> Path:
+        return resolve(self.root, rel)
+
     def upload_dir(self, job_id: str) -> Path:
-        return self.root / "uploads" / job_id
+        return self.path(layout.upload_dir(job_id))
 
     def output(self, job_id: str, quality: str) -> Path:
-        return self.root / "encoded" / job_id / f"{quality}.mp4"
+        return self.path(layout.output(layout.encoded_dir(job_id), quality))
 
     def start(self, job_id: str, filename: str, info, ladder, settings) -> None:
+        """Queue an uploaded job; ``info`` is the upload's probe, handed on so it is not probed again."""
         self.state.create(job_id, filename=filename, source_info=info.summary(), ladder=list(ladder))
-        submit(self.celery, job_id, f"uploads/{job_id}/source", ladder=ladder, settings=settings, queue=MAIN_QUEUE)
-        self.state.r.publish(CHANNEL, ProgressEvent(job_id, "stage", stage="queued").to_json())
+        submit(self.celery, job_id, layout.upload(job_id), ladder=ladder, settings=settings, queue=MAIN_QUEUE,
+               info=info)
+        self.state.publish(ProgressEvent(job_id, "stage", stage=Stage.QUEUED))
 
     def view(self, job_id: str) -> dict[str, Any] | None:
         snap = self.state.snapshot(job_id)
@@ -57,7 +61,7 @@ class Jobs:
 
     def _public(self, snap: dict[str, Any]) -> dict[str, Any]:
         job_id, stage = snap["job_id"], snap["stage"]
-        status = "splitting" if stage == "probing" else stage
+        status = Stage.SPLITTING.value if stage == Stage.PROBING else stage
         src = snap.get("source_info") or {}
         progress = snap["renditions"]  # per rendition frames, from the planned totals
         planned = {r["name"]: r for r in snap.get("planned") or []}
@@ -69,12 +73,12 @@ class Jobs:
                 "progress": p.get("progress", 0.0), "frames_done": p.get("frames_done", 0),
                 "frames_total": p.get("frames_total", 0), "width": size.get("width"), "height": size.get("height"),
                 "bytes": out.get("bytes"),
-                "url": f"/api/video/{job_id}/{name}" if status == "done" and out else None,
+                "url": f"/api/video/{job_id}/{name}" if status == Stage.DONE and out else None,
             }
         return {
             "job_id": job_id, "filename": snap.get("filename"), "status": status,
             "progress": round(snap["progress"], 4), "fps": snap.get("fps"), "eta": snap.get("eta"),
-            "error": snap.get("error") if status == "failed" else None,
+            "error": snap.get("error") if status == Stage.FAILED else None,
             "created_at": snap.get("created_at"), "updated_at": snap.get("updated_at"),
             "source": {k: src.get(k) for k in SOURCE_FIELDS} if src else None,
             "renditions": rends, "workers": snap.get("workers", []), "running": snap.get("running", {}),
@@ -89,24 +93,19 @@ class Jobs:
         """Stop a job (queued chunks revoked, running ones notice and stop) and remove its files."""
         stage = self.state.stage(job_id)
         if stage not in TERMINAL:
-            self.state.apply(ProgressEvent(job_id, "stage", stage="cancelled", message="cancelled by the user"))
+            self.state.apply(ProgressEvent(job_id, "stage", stage=Stage.CANCELLED, message="cancelled by the user"))
         self.celery.control.revoke(self._task_ids(job_id))
-        for d in (self.upload_dir(job_id), self.root / "work" / job_id, self.root / "encoded" / job_id):
-            shutil.rmtree(d, ignore_errors=True)
-        # A tombstone keeps the 'cancelled' stage visible to chunks still running, then expires.
-        self.state.r.zrem("segenc:jobs", job_id)
-        self.state.r.expire(self.state.key(job_id), 3600)
-        self.state.r.publish(CHANNEL, ProgressEvent(job_id, "deleted").to_json())
+        for d in layout.job_dirs(job_id):
+            shutil.rmtree(self.path(d), ignore_errors=True)
+        self.state.tombstone(job_id)  # the 'cancelled' stage stays visible to chunks still running
+        self.state.publish(ProgressEvent(job_id, "deleted"))
 
     def _task_ids(self, job_id: str) -> list[str]:
-        ids = [f"{job_id}:prepare", f"{job_id}:finish"]
+        """The job's Celery task ids: the ones its plan recorded as sent."""
         try:
-            plan = load_plan(self.root, f"work/{job_id}")
+            return task_ids(load_plan(self.root, layout.work_dir(job_id)))
         except (OSError, ValueError):
-            return ids  # not split yet: only the prepare task exists
-        # Every id the job may have used, whichever way its last round was split.
-        names = {task_id(t) for t in plan.tasks()} | {c.chunk_id for c in plan.specs()}
-        return ids + [f"{job_id}:{n}" for n in sorted(names)]
+            return [celery_id(job_id, PREPARE)]  # not planned yet: only the prepare task exists
 
     def workers(self) -> list[dict[str, Any]]:
         now = time.time()
@@ -114,11 +113,9 @@ class Jobs:
         running: dict[str, list[dict[str, str]]] = {}
         ids, _ = self.state.jobs(0, 200)
         for job_id in ids:
-            for chunk, worker in self.state.r.hgetall(self.state.key(job_id, "running")).items():
+            for chunk, worker in self.state.running(job_id).items():
                 running.setdefault(worker, []).append({"job_id": job_id, "chunk_id": chunk})
-        for key in sorted(self.state.r.scan_iter(f"{WORKER_KEY}*")):
-            info = self.state.r.hgetall(key)
-            name = key[len(WORKER_KEY):]
+        for name, info in self.state.workers().items():
             beat = float(info.get("last_heartbeat") or 0)
             out.append({"name": name, "node": info.get("node"), "concurrency": int(info.get("concurrency") or 0),
                         "last_heartbeat": beat or None, "online": now - beat < 30,

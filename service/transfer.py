@@ -7,19 +7,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import re
 
 from flask import Blueprint, current_app, jsonify, request, send_file
 
-from segenc.model import RUNGS
-from segenc.runners.transfer import HASH_HEADER, sha256_file
+from segenc import layout
+from segenc.distributed.transfer import HASH_HEADER, PREFIX, ROUTE, sha256_file
 from segenc.storage import resolve, temp_name
 
-transfer = Blueprint("transfer", __name__, url_prefix="/internal")
+from .auth import secret_ok
 
-_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-READABLE = re.compile(rf"^work/{_UUID}/(segments/s\d{{4}}\.mkv|audio-source\.mka)$")
-WRITABLE = re.compile(rf"^work/{_UUID}/(chunks/({'|'.join(map(re.escape, RUNGS))})/s\d{{4}}\.ts|audio\.m4a)$")
+transfer = Blueprint("transfer", __name__, url_prefix=PREFIX)
+FILES = ROUTE[len(PREFIX):]
 
 
 def _error(message: str, status: int):
@@ -28,15 +26,13 @@ def _error(message: str, status: int):
 
 @transfer.before_request
 def require_secret():
-    secret = current_app.config.get("CLUSTER_SECRET") or ""
-    given = request.headers.get("Authorization", "")[7:]
-    if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
+    if not secret_ok(current_app):
         return _error("missing or wrong cluster secret", 401)
 
 
-@transfer.get("/files/<path:rel>")
+@transfer.get(f"{FILES}/<path:rel>")
 def get_file(rel: str):
-    if not READABLE.match(rel):
+    if not layout.fetchable(rel):
         return _error("not a transferable file", 404)
     path = resolve(current_app.config["TMP_DIR"], rel)
     if not path.is_file():
@@ -46,14 +42,14 @@ def get_file(rel: str):
     return resp
 
 
-@transfer.put("/files/<path:rel>")
+@transfer.put(f"{FILES}/<path:rel>")
 def put_file(rel: str):
-    if not WRITABLE.match(rel):
+    if not layout.storable(rel):
         return _error("not a writable chunk path", 404)
     expected = request.headers.get(HASH_HEADER, "")
     root = current_app.config["TMP_DIR"]
     path = resolve(root, rel)
-    if not resolve(root, "/".join(rel.split("/")[:2])).is_dir():
+    if not resolve(root, layout.work_dir(rel.split("/")[1])).is_dir():
         return _error("no such job (finished or cancelled)", 404)  # never recreate a removed job
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(path).with_suffix(f".{os.urandom(4).hex()}")

@@ -1,6 +1,6 @@
 """Live progress over a WebSocket: job snapshots pushed as they change; the page never polls.
 
-Each connection follows the Redis ``segenc:events`` channel and sends
+Each connection follows the job events channel (``JobState.subscribe``) and sends
 ``{"type": "job", "job": {...}}`` (at most every 0.2 s per job, stage changes at once),
 ``{"type": "deleted", "job_id": ...}`` and ``{"type": "workers", "workers": [...]}`` every 2 s.
 """
@@ -13,9 +13,7 @@ import time
 from flask import Flask, current_app
 from flask_sock import ConnectionClosed, Sock
 
-from segenc.runners.redis_state import CHANNEL
-
-from .app import token_ok
+from .auth import token_ok
 
 JOB_INTERVAL = 0.2
 WORKERS_INTERVAL = 2.0
@@ -30,17 +28,16 @@ def register_ws(app: Flask) -> None:
             socket.close(reason=1008, message="missing or wrong API token")
             return
         jobs = current_app.extensions["segenc_jobs"]
-        pubsub = jobs.state.r.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(CHANNEL)
+        sub = jobs.state.subscribe()
         sent: dict[str, float] = {}
         dirty: set[str] = set()
         next_workers = 0.0
         try:
             while socket.connected:
-                msg = pubsub.get_message(timeout=0.1)
+                data = sub.get(timeout=0.1)
                 now = time.monotonic()
-                if msg:
-                    ev = json.loads(msg["data"])
+                if data:
+                    ev = json.loads(data)
                     jid = ev["job_id"]
                     if ev["kind"] == "deleted":
                         socket.send(json.dumps({"type": "deleted", "job_id": jid}))
@@ -61,4 +58,4 @@ def register_ws(app: Flask) -> None:
         except ConnectionClosed:
             pass
         finally:
-            pubsub.close()
+            sub.close()

@@ -19,7 +19,10 @@ from ..errors import SegencError
 from ..model import ChunkResult, ChunkSpec, EncodeResult, Plan, task_id
 from ..progress import ProgressEvent, Reporter
 from ..split import BackgroundSplit
+from ..steps import concat_rendition, encode_chunks, finish
 from ..storage import temp_name
+from .. import layout
+from .base import Runner
 
 _events: "mp.Queue | None" = None
 
@@ -30,8 +33,6 @@ def _init(events: "mp.Queue") -> None:
 
 
 def _task(specs: list[dict], root: str) -> list[dict]:
-    from ..pipeline import encode_chunks
-
     def report(ev: ProgressEvent) -> None:
         if _events is not None:
             _events.put(ev.to_dict())
@@ -40,16 +41,14 @@ def _task(specs: list[dict], root: str) -> list[dict]:
 
 
 def _warm() -> None:
-    importlib.import_module("segenc.pipeline")  # PyAV, numpy: loaded while the caller probes and plans
+    importlib.import_module("segenc.steps")  # PyAV, numpy: loaded while the caller probes and plans
 
 
 def _concat(plan: str, name: str, root: str, out: str) -> dict:
-    from ..pipeline import concat_rendition
-
     return concat_rendition(Plan.from_json(plan), name, root, Path(out))
 
 
-class LocalRunner:
+class LocalRunner(Runner):
     overlaps_split = True  # execute() starts tasks while the split is still running
 
     def __init__(self, workers: int | None = None) -> None:
@@ -80,9 +79,7 @@ class LocalRunner:
         """Run the tasks longest first, each as soon as its segment has landed (``inputs``: a
         split still running), and stitch each rendition in the pool as soon as its last chunk
         is done, while other renditions still encode. ``finish`` then only packages."""
-        from ..pipeline import finish
-
-        waiting = list(plan.tasks(self.workers))
+        waiting = list(plan.groups())
         self.start()
         pool, events = self._pool, self._events
         results: list[ChunkResult] = []
@@ -98,7 +95,7 @@ class LocalRunner:
                 while waiting or running:
                     for name in [n for n, k in left.items() if k == 0 and not audio_left]:
                         del left[name]  # complete: stitch it now, ahead of the encodes left
-                        staged[name] = temp_name(out_dir / f"{name}.mp4")
+                        staged[name] = temp_name(out_dir / layout.output_name(name))
                         running[pool.submit(_concat, plan_json, name, str(root), str(staged[name]))] = name
                     while waiting and len(running) < self.workers:
                         task = next((t for t in waiting if inputs is None or inputs.ready(t)), None)

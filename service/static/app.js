@@ -13,7 +13,10 @@
   const CONFIG = readConfig();
   const TOKEN_KEY = "segenc_token";
   const MB = 1024 * 1024;
-  const ACTIVE_STATUSES = new Set(["queued", "splitting", "encoding", "concatenating"]);
+  // The stage vocabulary comes from the server (segenc.stages): active = not terminal.
+  const TERMINAL = new Set(CONFIG.terminal || ["done", "failed", "cancelled"]);
+  const ACTIVE_STATUSES = new Set((CONFIG.stages || ["queued", "splitting", "encoding", "concatenating"])
+    .filter((s) => !TERMINAL.has(s)));
   const STATUS_LABELS = {
     queued: "Queued",
     splitting: "Splitting",

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from segenc.runners.celery import make_app
-from segenc.runners.redis_state import JobState, connect
+from segenc.distributed import make_app
+from segenc.distributed.state import JobState, connect
 from service.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[2]

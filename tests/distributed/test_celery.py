@@ -13,7 +13,7 @@ import pytest
 
 import segenc
 
-from segenc.runners.celery import CeleryRunner, job_signature
+from segenc.distributed import CeleryRunner, job_signature
 from segenc.settings import Settings
 from tests import checks
 from tests.mediagen import make_clip
@@ -91,7 +91,7 @@ def test_worker_killed_mid_chunk_does_not_lose_the_job(cluster, storage, tmp_pat
     out = tmp_path / "out" / "720p.mp4"
     assert checks.frame_count(out) == segenc.probe(long_clip).frames == res.rendition("720p").frames
     (chunk_id, job_id), = killed.items()
-    assert int(job_state.r.hget(job_state.key(job_id, "attempts"), chunk_id)) >= 2
+    assert job_state.attempts(job_id, chunk_id) >= 2
 
 
 def test_poisoned_chunk_fails_the_job_with_a_message_and_other_jobs_continue(cluster, storage, clip, tmp_path, job_state):
@@ -129,7 +129,7 @@ def test_missing_segment_is_retried_a_capped_number_of_times_then_fails(cluster,
     job_signature(app, plan, f"encoded/{job_id}").apply_async()
     snap = wait_failed(job_state, job_id)
     assert gone.chunk_id in snap["error"] and "missing" in snap["error"]
-    assert int(job_state.r.hget(job_state.key(job_id, "attempts"), gone.chunk_id)) == 3
+    assert job_state.attempts(job_id, gone.chunk_id) == 3
     shutil.rmtree(root / "work" / job_id, ignore_errors=True)
 
 

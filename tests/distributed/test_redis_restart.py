@@ -8,7 +8,7 @@ import time
 import pytest
 
 import segenc
-from segenc.runners.celery import CeleryRunner, make_app
+from segenc.distributed import CeleryRunner, make_app
 from service.redis_server import RedisServer
 from tests import checks
 from tests.distributed.conftest import Worker, wait_for_workers

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from segenc.errors import EncodeError
-from segenc.runners.transfer import HASH_HEADER, Transfer, sha256_file
+from segenc.distributed.transfer import HASH_HEADER, Transfer, sha256_file
 from tests import checks
 from tests.mediagen import make_clip
 from tests.service.conftest import REPO, running_instance, stop

@@ -74,28 +74,29 @@ def test_chunks_carry_exact_frame_times_and_are_ordered_by_cost():
     for r in ("480p", "1080p"):
         pts = [t for c in p.chunks_of(r) for t in c.frame_pts]
         assert list(pts) == list(i.frame_pts)
-    costs = [sum(c.cost for c in t) for t in p.tasks()]
+    costs = [sum(c.cost for c in t) for t in p.groups()]
     assert costs == sorted(costs, reverse=True)
     assert p.audio is not None and p.audio.kind == "audio"
     # One task per segment, decoding once for both renditions (plus the audio task).
-    video = [t for t in p.tasks() if t[0].kind == "video"]
+    video = [t for t in p.groups() if t[0].kind == "video"]
     assert len(video) == len(p.segments) and all({c.rendition.name for c in t} == {"480p", "1080p"} for t in video)
     assert all(len({c.segment for c in t}) == 1 for t in video)
     # 4 segments on 3 workers: tail tasks are split per rendition, which shortens the schedule.
-    balanced = p.tasks(workers=3)
+    balanced = plan(i, ("480p", "1080p"), Settings(chunk_seconds=5), job_id="j", workdir="w", workers=3).groups()
     assert len(p.segments) == 4
     assert any(len(t) == 1 and t[0].kind == "video" for t in balanced)
-    assert makespan([task_cost(t) for t in balanced], 3) < makespan([task_cost(t) for t in p.tasks()], 3)
+    assert makespan([task_cost(t) for t in balanced], 3) < makespan([task_cost(t) for t in p.groups()], 3)
     assert sorted(c.chunk_id for t in balanced for c in t) == sorted(c.chunk_id for c in p.specs())
-    assert len(p.tasks(workers=2)) == len(p.tasks())  # 4 segments fill 2 workers evenly
+    two = plan(i, ("480p", "1080p"), Settings(chunk_seconds=5), job_id="j", workdir="w", workers=2)
+    assert len(two.groups()) == len(p.groups())  # 4 segments fill 2 workers evenly
     fine = plan(i, ("480p", "1080p"), Settings(chunk_seconds=5, granularity="rendition"), job_id="j", workdir="w")
-    assert len(fine.tasks()) == len(fine.chunks) + 1
-    assert fine.tasks()[0][0].rendition.name == "1080p"  # the most expensive first
+    assert len(fine.groups()) == len(fine.chunks) + 1
+    assert fine.groups()[0][0].rendition.name == "1080p"  # the most expensive first
 
 
 def test_task_cost_counts_the_shared_decode_once():
     p = plan(info(frames=300, keyint=30), ("480p", "1080p"), Settings(chunk_seconds=5), job_id="j", workdir="w")
-    group = p.tasks()[0]
+    group = p.groups()[0]
     assert len(group) == 2 and group[0].decode_cost > 0
     assert task_cost(group) == sum(c.cost for c in group) - group[0].decode_cost
     assert makespan([3, 3, 2, 2], 2) == 5 and makespan([3, 3, 2, 2, 2], 2) == 7 and makespan([5, 1], 1) == 6
@@ -106,11 +107,15 @@ def test_tail_split_only_when_it_shortens_the_schedule():
              workdir="w")
     assert len(p.segments) == 6
     # 6 equal segments fill 2 workers: splitting one would only add decodes.
-    assert len(p.tasks(workers=2)) == len(p.tasks()) == 7
+    def on(workers):
+        return plan(info(frames=1800, keyint=60), ("480p", "720p", "1080p"), Settings(chunk_seconds=10),
+                    job_id="j", workdir="w", workers=workers).groups()
+
+    assert len(on(2)) == len(p.groups()) == 7
     # 6 segments on 4 workers: the 2 spare slots of the second round get the renditions of some.
-    tasks = p.tasks(workers=4)
+    tasks = on(4)
     assert len(tasks) > 7
-    assert makespan([task_cost(t) for t in tasks], 4) < makespan([task_cost(t) for t in p.tasks()], 4)
+    assert makespan([task_cost(t) for t in tasks], 4) < makespan([task_cost(t) for t in p.groups()], 4)
     assert sorted(c.chunk_id for t in tasks for c in t) == sorted(c.chunk_id for c in p.specs())
 
 
@@ -122,7 +127,7 @@ def test_auto_chunk_length_balances_the_schedule():
     two = plan(minute, ladder, Settings(), job_id="j", workdir="w", workers=2)
     assert 2 <= two.settings.chunk_seconds < 10
     span = {c: makespan([task_cost(t) + TASK_OVERHEAD for t in
-                         plan(minute, ladder, Settings(chunk_seconds=c), job_id="j", workdir="w").tasks(2)], 2)
+                         plan(minute, ladder, Settings(chunk_seconds=c), job_id="j", workdir="w", workers=2).groups()], 2)
             for c in (2, 4, 6, 8, 10, two.settings.chunk_seconds)}
     assert span[two.settings.chunk_seconds] <= min(span.values()) * (1 + AUTO_CHUNK_TOLERANCE)
     # A 10 s clip is no longer one task keeping one core busy.
@@ -145,3 +150,19 @@ def test_settings_validate():
     with pytest.raises(ValueError):
         Settings(preset="warp")
     assert Settings.from_dict(Settings(crf=20).to_dict()) == Settings(crf=20)
+
+
+def test_plan_stores_the_tasks_it_will_send():
+    p = plan(info(frames=1800, keyint=60), ("480p", "720p", "1080p"), Settings(chunk_seconds=10), job_id="j",
+             workdir="w", workers=4)
+    assert p.workers == 4
+    # Every chunk in exactly one task; ids are the names used in task ids and attempts.
+    assert sorted(c for t in p.tasks for c in t.chunks) == sorted(c.chunk_id for c in p.specs())
+    assert len({t.id for t in p.tasks}) == len(p.tasks)
+    assert [t.cost for t in p.tasks] == sorted((t.cost for t in p.tasks), reverse=True)
+    assert [t.cost for t in p.tasks] == [task_cost(g) for g in p.groups()]
+    assert {t.id for t in p.tasks} >= {"audio", "s0000"}
+    # What was planned is what is read back from plan.json.
+    again = Plan.from_json(p.to_json())
+    assert again.tasks == p.tasks and again.groups() == p.groups()
+    assert p.task("audio").chunks == ("audio",)

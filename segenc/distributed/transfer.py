@@ -4,6 +4,12 @@ A worker fetches the segment it needs from the main instance into a local cache 
 rendition of that segment reuses it) and uploads the encoded chunk back. Both directions carry a
 SHA-256 of the body and the cluster secret; a short or corrupt transfer is detected and redone
 (downloads resume with a Range request). Only stdlib: this runs inside Celery workers.
+
+This module owns the protocol; the service's blueprint serves it with the same names:
+
+    GET  {ROUTE}/<rel>   a fetchable file (``layout.fetchable``); the body's SHA-256 in HASH_HEADER
+    PUT  {ROUTE}/<rel>   a storable file (``layout.storable``) with its SHA-256 in HASH_HEADER
+    Authorization: Bearer <cluster secret> on both
 """
 
 from __future__ import annotations
@@ -18,8 +24,20 @@ from pathlib import Path
 from ..errors import EncodeError
 from ..storage import resolve, temp_name
 
+PREFIX = "/internal"
+ROUTE = f"{PREFIX}/files"
 HASH_HEADER = "X-Segenc-Sha256"
 BLOCK = 1 << 20
+
+
+def authorization(secret: str) -> str:
+    return f"Bearer {secret}"
+
+
+def bearer(header: str | None) -> str:
+    """The secret in an Authorization header ('' if none)."""
+    header = header or ""
+    return header[7:] if header.startswith("Bearer ") else ""
 
 
 def sha256_file(path: Path) -> str:
@@ -41,8 +59,8 @@ class Transfer:
         self.bytes_out = 0
 
     def _request(self, method: str, rel: str, data=None, headers: dict | None = None):
-        req = urllib.request.Request(f"{self.base}/internal/files/{rel}", data=data, method=method,
-                                     headers={"Authorization": f"Bearer {self.secret}", **(headers or {})})
+        req = urllib.request.Request(f"{self.base}{ROUTE}/{rel}", data=data, method=method,
+                                     headers={"Authorization": authorization(self.secret), **(headers or {})})
         return urllib.request.urlopen(req, timeout=self.timeout)
 
     def fetch(self, rel: str) -> Path:

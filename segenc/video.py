@@ -1,4 +1,4 @@
-"""encode: one chunk spec -> one MPEG-TS chunk of one rendition.
+"""video: one chunk spec -> one MPEG-TS chunk of one rendition.
 
 Decodes the segment (single thread), keeps exactly the frames the spec lists, scales them with
 libavfilter (the same scaler the ffmpeg CLI uses) and encodes with libx264 single-threaded, so N
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import os
-import socket
 import time
 from contextlib import ExitStack
 from fractions import Fraction
@@ -20,7 +19,7 @@ from av.video.frame import PictureType
 
 from .errors import CorruptInputError, EncodeError, IntegrityError, LimitExceededError
 from .model import ChunkResult, ChunkSpec
-from .progress import ProgressEvent, Reporter, Throttle, null_reporter
+from .progress import ProgressEvent, Reporter, Throttle, local_worker, null_reporter
 from .storage import atomic_path, resolve
 
 # Tolerance when matching a segment frame (1 ms Matroska timestamps) to a listed source frame.
@@ -30,14 +29,10 @@ REORDER_SLACK = 64
 ROTATE = {90: ["transpose=clock"], 180: ["hflip", "vflip"], 270: ["transpose=cclock"]}
 
 
-def worker_name() -> str:
-    """Who runs a chunk: the worker node's name when it has one, else host:pid."""
-    return os.environ.get("SEGENC_WORKER_NAME") or f"{socket.gethostname()}:{os.getpid()}"
-
-
 def encode_video_chunks(specs: list[ChunkSpec], root: str | os.PathLike,
-                        report: Reporter = null_reporter) -> list[ChunkResult]:
-    """Encode one segment to one or more renditions, decoding it once."""
+                        report: Reporter = null_reporter, worker: str | None = None) -> list[ChunkResult]:
+    """Encode one segment to one or more renditions, decoding it once. ``worker`` names who runs it
+    in progress events (default host:pid)."""
     t_start = time.perf_counter()
     lead = specs[0]
     if any(s.source != lead.source or s.frame_pts != lead.frame_pts for s in specs):
@@ -51,7 +46,7 @@ def encode_video_chunks(specs: list[ChunkSpec], root: str | os.PathLike,
     limits = lead.settings.limits
     # Frames a segment may decode: its pre-roll, its own frames, and a B-frame tail.
     max_decoded = lead.preroll + len(wanted) + REORDER_SLACK
-    worker = worker_name()
+    worker = worker or local_worker()
     for s in specs:
         report(ProgressEvent(s.job_id, "chunk_started", chunk_id=s.chunk_id, rendition=s.rendition.name, worker=worker))
     throttle = Throttle()

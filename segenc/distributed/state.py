@@ -1,0 +1,254 @@
+"""Cluster state in Redis: any process (the service, a CLI elsewhere) can follow any job.
+
+This module owns every Redis key and channel segenc uses (Celery's own keys aside); nothing else
+touches a Redis client. Chunk tasks apply their progress events here (absolute frame counts per
+chunk, so a lost or repeated event never double-counts) and publish them on ``segenc:events``.
+
+    segenc:job:<id>           hash: stage, error, totals (JSON), created_at, started_at, ... (+ caller fields)
+    segenc:job:<id>:frames    hash: chunk_id -> "rendition frames"
+    segenc:job:<id>:running   hash: chunk_id -> worker name
+    segenc:job:<id>:attempts  hash: task id -> tries started
+    segenc:jobs               sorted set: job ids by creation time
+    segenc:worker:<name>      hash: last_heartbeat, concurrency, node, pid (expires if the node dies)
+    segenc:cluster            hash: web_url (where workers transfer files), bytes_transferred
+    segenc:events             pub/sub channel: every ProgressEvent, as JSON
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+
+from ..progress import ProgressEvent, summarize
+from ..stages import TERMINAL, Stage
+
+CHANNEL = "segenc:events"
+JOBS_KEY = "segenc:jobs"
+WORKER_KEY = "segenc:worker:"
+CLUSTER_KEY = "segenc:cluster"
+TOMBSTONE_SECONDS = 3600
+# Failures a caller may meet while Redis restarts (the job itself lives on in the append-only file).
+UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
+RedisError = redis.RedisError
+
+
+def connect(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+
+
+def check_reachable(url: str, timeout: float = 3) -> str | None:
+    """None if Redis at ``url`` answers (once, no retries), else what is wrong, for a person."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    try:
+        redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=timeout).ping()
+    except redis.AuthenticationError:
+        return "Redis refused the password in the URL; check --redis-url"
+    except redis.RedisError as exc:
+        return f"cannot reach Redis ({exc}); is the main instance running?"
+    return None
+
+
+class Subscription:
+    """The event channel, read with a timeout: ``get()`` returns one event's JSON text or None."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(CHANNEL)
+
+    def get(self, timeout: float) -> str | None:
+        msg = self._pubsub.get_message(timeout=timeout)
+        return msg["data"] if msg else None
+
+    def close(self) -> None:
+        self._pubsub.close()
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class JobState:
+    def __init__(self, client: redis.Redis) -> None:
+        self._r = client
+
+    @classmethod
+    def from_url(cls, url: str) -> "JobState":
+        return cls(connect(url))
+
+    @staticmethod
+    def key(job_id: str, part: str = "") -> str:
+        return f"segenc:job:{job_id}" + (f":{part}" if part else "")
+
+    def ping(self) -> bool:
+        return bool(self._r.ping())
+
+    def subscribe(self) -> Subscription:
+        return Subscription(self._r)
+
+    def publish(self, ev: ProgressEvent) -> None:
+        """Tell live followers without recording anything (e.g. a job was deleted)."""
+        self._r.publish(CHANNEL, ev.to_json())
+
+    def create(self, job_id: str, **fields: Any) -> None:
+        now = time.time()
+        data = {"stage": Stage.QUEUED.value, "created_at": now, "updated_at": now}
+        data.update({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in fields.items() if v is not None})
+        pipe = self._r.pipeline()
+        pipe.hset(self.key(job_id), mapping=data)
+        pipe.zadd(JOBS_KEY, {job_id: now})
+        pipe.execute()
+
+    def exists(self, job_id: str) -> bool:
+        return bool(self._r.exists(self.key(job_id)))
+
+    def set(self, job_id: str, **fields: Any) -> None:
+        data = {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in fields.items() if v is not None}
+        data["updated_at"] = time.time()
+        self._r.hset(self.key(job_id), mapping=data)
+
+    def stage(self, job_id: str) -> str | None:
+        return self._r.hget(self.key(job_id), "stage")
+
+    def apply(self, ev: ProgressEvent) -> None:
+        """Record an event and publish it. Terminal stages are sticky: nothing overwrites them."""
+        k = self.key(ev.job_id)
+        pipe = self._r.pipeline()
+        if ev.kind == "stage" and ev.stage:
+            if self.stage(ev.job_id) in TERMINAL and ev.stage != Stage.CANCELLED:
+                return
+            fields: dict[str, Any] = {"stage": ev.stage, "updated_at": ev.time}
+            if ev.stage == Stage.ENCODING:
+                fields["started_at"] = ev.time
+            if ev.message:
+                fields["error"] = ev.message
+            if ev.stage in TERMINAL:
+                pipe.delete(self.key(ev.job_id, "running"))
+            pipe.hset(k, mapping=fields)
+        elif ev.kind == "planned" and ev.totals:
+            pipe.hset(k, "totals", json.dumps(ev.totals))
+        elif ev.chunk_id:
+            if ev.rendition and ev.kind in ("chunk_started", "frames", "chunk_done"):
+                pipe.hset(self.key(ev.job_id, "frames"), ev.chunk_id, f"{ev.rendition} {ev.frames}")
+            if ev.kind == "chunk_started" and ev.worker:
+                pipe.hset(self.key(ev.job_id, "running"), ev.chunk_id, ev.worker)
+            elif ev.kind in ("chunk_done", "chunk_failed"):
+                pipe.hdel(self.key(ev.job_id, "running"), ev.chunk_id)
+        pipe.publish(CHANNEL, ev.to_json())
+        pipe.execute()
+
+    def attempt(self, job_id: str, chunk_id: str) -> int:
+        """Count one more start of this chunk; returns the count (1 on the first try)."""
+        return int(self._r.hincrby(self.key(job_id, "attempts"), chunk_id, 1))
+
+    def snapshot(self, job_id: str) -> dict[str, Any] | None:
+        pipe = self._r.pipeline()
+        pipe.hgetall(self.key(job_id))
+        pipe.hgetall(self.key(job_id, "frames"))
+        pipe.hgetall(self.key(job_id, "running"))
+        job, frames, running = pipe.execute()
+        if not job:
+            return None
+        stage = job.get("stage", Stage.QUEUED.value)
+        totals = json.loads(job.get("totals") or "{}")
+        chunk_frames = {}
+        for c, v in frames.items():
+            rend, _, n = v.partition(" ")
+            chunk_frames[c] = (rend, int(n or 0))
+        fps = None
+        started = float(job.get("started_at") or 0)
+        if started and stage == Stage.ENCODING:
+            elapsed = time.time() - started
+            done = sum(n for _, n in chunk_frames.values())
+            fps = done / elapsed if elapsed > 0.5 and done else None
+        snap = summarize(stage, totals, chunk_frames, running, fps, job.get("error"))
+        for key, value in job.items():
+            if key not in snap and key not in ("totals",):
+                snap[key] = _maybe_json(value)
+        snap["job_id"] = job_id
+        return snap
+
+    def jobs(self, offset: int = 0, limit: int = 50) -> tuple[list[str], int]:
+        ids = self._r.zrevrange(JOBS_KEY, offset, offset + limit - 1)
+        return ids, int(self._r.zcard(JOBS_KEY))
+
+    def delete(self, job_id: str) -> None:
+        pipe = self._r.pipeline()
+        for part in ("", "frames", "running", "attempts"):
+            pipe.delete(self.key(job_id, part))
+        pipe.zrem(JOBS_KEY, job_id)
+        pipe.execute()
+
+    def tombstone(self, job_id: str) -> None:
+        """Drop a job from the list, keeping its (cancelled) stage visible to chunks still running
+        for a while, then let it expire."""
+        pipe = self._r.pipeline()
+        pipe.zrem(JOBS_KEY, job_id)
+        pipe.expire(self.key(job_id), TOMBSTONE_SECONDS)
+        pipe.execute()
+
+    def attempts(self, job_id: str, chunk_id: str) -> int:
+        return int(self._r.hget(self.key(job_id, "attempts"), chunk_id) or 0)
+
+    def running(self, job_id: str) -> dict[str, str]:
+        """chunk id -> worker, for the chunks of ``job_id`` running now."""
+        return self._r.hgetall(self.key(job_id, "running"))
+
+    # Worker nodes: heartbeats.
+
+    def beat(self, name: str, ttl: float, **info: Any) -> None:
+        pipe = self._r.pipeline()
+        pipe.hset(WORKER_KEY + name, mapping={"last_heartbeat": time.time(), **info})
+        pipe.expire(WORKER_KEY + name, int(ttl))
+        pipe.execute()
+
+    def forget_worker(self, name: str) -> None:
+        self._r.delete(WORKER_KEY + name)
+
+    def workers(self) -> dict[str, dict[str, str]]:
+        """name -> its last heartbeat (last_heartbeat, concurrency, node, pid), for live nodes."""
+        keys = sorted(self._r.scan_iter(f"{WORKER_KEY}*"))
+        pipe = self._r.pipeline()
+        for k in keys:
+            pipe.hgetall(k)
+        return {k[len(WORKER_KEY):]: v for k, v in zip(keys, pipe.execute()) if v}
+
+    def capacity(self) -> int | None:
+        """Worker processes online now (None if none or Redis is away)."""
+        try:
+            total = sum(int(w.get("concurrency") or 0) for w in self.workers().values())
+        except redis.RedisError:
+            return None
+        return total or None
+
+    # The cluster: where the main instance serves transfers, and how much moved.
+
+    def advertise(self, web_url: str) -> None:
+        self._r.hset(CLUSTER_KEY, mapping={"web_url": web_url})
+
+    def web_url(self) -> str | None:
+        return self._r.hget(CLUSTER_KEY, "web_url")
+
+    def add_transferred(self, nbytes: int) -> None:
+        self._r.hincrby(CLUSTER_KEY, "bytes_transferred", nbytes)
+
+    def transferred(self) -> int:
+        return int(self._r.hget(CLUSTER_KEY, "bytes_transferred") or 0)
+
+
+def _maybe_json(v: str) -> Any:
+    if v and v[0] in "{[":
+        try:
+            return json.loads(v)
+        except ValueError:
+            return v
+    try:
+        return float(v) if "." in v or v.isdigit() else v
+    except ValueError:
+        return v

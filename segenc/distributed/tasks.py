@@ -1,0 +1,197 @@
+"""The Celery tasks: thin adapters that decode JSON, call a step, and encode the result.
+
+    run_job (prepare on a worker)  ->  chord([encode_chunk x Plan.tasks], finish)
+
+Paths in task messages are relative to the storage root; every worker resolves them against its
+own root (its ``--tmp-dir``), and refuses any path that lands outside it. ``shared_task`` binds
+the tasks to every app (``self.app`` is the worker's).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from celery import Celery, chord, shared_task, signature
+
+from .. import layout
+from ..errors import InputError, IntegrityError, JobCancelled, JobFailed, SegencError
+from ..model import ChunkResult, ChunkSpec, MediaInfo, Plan, task_id
+from ..progress import ProgressEvent, Reporter
+from ..settings import Settings
+from ..stages import STOPPED, TERMINAL, Stage
+# Imported here, not in the tasks: a worker loads PyAV and the pipeline once, before forking
+# its pool, instead of in each pool process's first task (~100 ms of dispatch latency).
+from ..steps import encode_chunks, finish, load_plan, prepare
+from ..storage import resolve
+from .remote import encode_here_or_remote
+from .state import UNAVAILABLE, JobState
+
+PREPARE, FINISH = "prepare", "finish"
+
+
+def celery_id(job_id: str, name: str) -> str:
+    """The Celery task id of a job's task ``name`` (a Plan task id, PREPARE or FINISH)."""
+    return f"{job_id}:{name}"
+
+
+def task_ids(plan: Plan) -> list[str]:
+    """Every Celery task id the job uses: exactly what was planned and sent."""
+    return [celery_id(plan.job_id, n) for n in (PREPARE, *(t.id for t in plan.tasks), FINISH)]
+
+
+@shared_task(bind=True, name="segenc.run_job")
+def run_job(self, job_id: str, source: str, ladder: list[str], settings: dict, out: str,
+            info: dict | None = None) -> str:
+    """Probe (unless the caller sends the probe), plan and split on a worker, then launch the
+    chord. Returns the chord body's id."""
+    root, state = _root(self.app), state_of(self.app)
+    if state.stage(job_id) in TERMINAL:
+        return ""
+    try:
+        plan = prepare(resolve(root, source), root, job_id=job_id, ladder=tuple(ladder),
+                       settings=Settings.from_dict(settings), workdir=layout.work_dir(job_id), report=state.apply,
+                       workers=state.capacity(), info=MediaInfo.from_dict(info) if info else None)
+    except SegencError as exc:
+        state.apply(ProgressEvent(job_id, "stage", stage=Stage.FAILED, message=str(exc)))
+        raise
+    if state.stage(job_id) in TERMINAL:  # cancelled while splitting
+        return ""
+    if info is None:  # the caller had no probe: this one is the job's
+        state.set(job_id, source_info=plan.info.summary())
+    state.set(job_id, planned=[r.to_dict() for r in plan.renditions])
+    state.apply(ProgressEvent(job_id, "stage", stage=Stage.ENCODING))
+    queue = (self.request.delivery_info or {}).get("routing_key") or None
+    result = job_signature(self.app, plan, out, finish_queue=queue).apply_async()
+    state.set(job_id, result_id=result.id)
+    return result.id
+
+
+@shared_task(bind=True, name="segenc.encode_chunk")
+def encode_chunk_task(self, specs: list[dict]) -> list[dict]:
+    """A segment's renditions (decoded once) or the audio track; see Plan.tasks."""
+    group = [ChunkSpec.from_dict(s) for s in specs]
+    job_id, name = group[0].job_id, task_id(group)
+    state = state_of(self.app)
+    stage = state.stage(job_id)
+    if stage in STOPPED:
+        raise JobCancelled(f"job {job_id} is {stage}; chunk {name} skipped")
+    tries = state.attempt(job_id, name)
+    limit = self.app.conf.segenc_max_attempts
+    if tries > limit:
+        _fail(state, job_id, name, f"chunk {name} was started {limit} times and never finished "
+                                   f"(its worker died each time)")
+    try:
+        results = encode_here_or_remote(self.app, state, group, encode_chunks, _reporter(state, job_id))
+        return [r.to_dict() for r in results]
+    except JobCancelled:
+        raise
+    except (InputError, IntegrityError) as exc:  # the data is at fault: another try cannot help
+        _fail(state, job_id, name, f"chunk {name} failed: {exc}", exc)
+    except Exception as exc:
+        if tries < limit:
+            raise self.retry(exc=exc, countdown=min(2 ** tries, 10))
+        _fail(state, job_id, name, f"chunk {name} failed {tries} times: {exc}", exc)
+
+
+@shared_task(bind=True, name="segenc.finish")
+def finish_task(self, results: list[list[dict]], workdir: str, out: str) -> dict:
+    root, state = _root(self.app), state_of(self.app)
+    plan = load_plan(root, workdir)
+    if state.stage(plan.job_id) in STOPPED:
+        raise JobCancelled(f"job {plan.job_id} is {state.stage(plan.job_id)}; not concatenating")
+    try:
+        flat = [ChunkResult.from_dict(r) for group in results for r in group]
+        res = finish(plan, flat, root, resolve(root, out), state.apply)
+    except SegencError as exc:
+        state.apply(ProgressEvent(plan.job_id, "stage", stage=Stage.FAILED, message=str(exc)))
+        raise
+    finally:
+        shutil.rmtree(resolve(root, workdir), ignore_errors=True)
+    state.set(plan.job_id, outputs=[r.to_dict() for r in res.renditions], timings=res.timings)
+    state.apply(ProgressEvent(plan.job_id, "stage", stage=Stage.DONE))
+    d = res.to_dict()
+    d["out_dir"], d["manifest"] = out, layout.manifest(out)
+    return d
+
+
+@shared_task(bind=True, name="segenc.chord_failed")
+def chord_failed(self, failed_task_id: str, job_id: str) -> None:
+    """Errback of the chord body: whatever failed, the job ends ``failed``, never left hanging.
+
+    (Bound tasks are called as link errors with the failed task's id.) A chunk that failed in
+    our code has already named itself; this covers the rest (time limits, lost workers)."""
+    state = state_of(self.app)
+    if state.stage(job_id) not in TERMINAL:
+        state.apply(ProgressEvent(job_id, "stage", stage=Stage.FAILED,
+                                  message=f"a task of this job failed outside segenc's control ({failed_task_id})"))
+
+
+def job_signature(app: Celery, plan: Plan, out: str, finish_queue: str | None = None):
+    """chord(header, body): the plan's tasks (task id = job:task, visible in inspect), then finish.
+
+    ``finish_queue`` pins the body to workers that hold the storage (the main instance's queue)."""
+    header = [signature("segenc.encode_chunk", args=([s.to_dict() for s in g],), app=app)
+              .set(task_id=celery_id(plan.job_id, t.id)) for t, g in zip(plan.tasks, plan.groups())]
+    body = signature("segenc.finish", args=(plan.workdir, out), app=app).set(task_id=celery_id(plan.job_id, FINISH))
+    if finish_queue:
+        body = body.set(queue=finish_queue)
+    body.link_error(signature("segenc.chord_failed", args=(plan.job_id,), app=app))
+    return chord(header, body)
+
+
+def submit(app: Celery, job_id: str, source: str, *, ladder, settings: Settings, out: str | None = None,
+           queue: str | None = None, info: MediaInfo | None = None):
+    """Queue a whole job whose source already sits at root-relative ``source``.
+
+    With ``queue`` (the main instance's), preparing and finishing run where the storage is, and
+    chunks may go to any worker: those without the storage transfer segments over HTTP. ``info``
+    is the source's probe if the caller has one (it is then not probed again)."""
+    return app.send_task("segenc.run_job", args=(job_id, source, list(ladder), settings.to_dict(),
+                                                 out or layout.encoded_dir(job_id)),
+                         kwargs={"info": info.to_dict()} if info else {},
+                         task_id=celery_id(job_id, PREPARE), queue=queue)
+
+
+def _root(app: Celery) -> Path:
+    root = app.conf.segenc_root
+    if not root:
+        raise SegencError("this worker has no storage root (start it with --tmp-dir)")
+    return Path(root)
+
+
+_states: dict[int, JobState] = {}
+
+
+def state_of(app: Celery) -> JobState:
+    """One JobState per app (per process), on the app's broker URL."""
+    key = id(app)
+    if key not in _states:
+        _states[key] = JobState.from_url(app.conf.broker_url)
+    return _states[key]
+
+
+def _reporter(state: JobState, job_id: str) -> Reporter:
+    """Apply events to Redis; between them, notice a cancelled or failed job and stop early."""
+    last = [0.0]
+
+    def report(ev: ProgressEvent) -> None:
+        try:
+            state.apply(ev)
+            now = time.monotonic()
+            if now - last[0] > 1.0:
+                last[0] = now
+                stage = state.stage(job_id)
+                if stage in STOPPED:
+                    raise JobCancelled(f"job {job_id} was {stage}; stopping chunk")
+        except UNAVAILABLE:
+            pass  # progress is best effort: a Redis restart must not cost the chunk
+
+    return report
+
+
+def _fail(state: JobState, job_id: str, name: str, message: str, exc: Exception | None = None):
+    state.apply(ProgressEvent(job_id, "chunk_failed", chunk_id=name, message=message))
+    state.apply(ProgressEvent(job_id, "stage", stage=Stage.FAILED, message=message))
+    raise JobFailed(message) from exc

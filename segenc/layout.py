@@ -1,0 +1,121 @@
+"""Where every file of a job lives: one function per path, the only place paths are spelled.
+
+All paths are relative to a storage root (a worker's ``--tmp-dir``, or a private temp folder for
+``segenc.encode``); ``storage.resolve`` turns them into real paths and refuses escapes.
+
+    uploads/<job>/source                 an upload, without its client name or extension
+    uploads/<job>/source.part            while it is still arriving
+    work/<job>/plan.json                 the plan: segments, chunks and the tasks sent
+    work/<job>/timings.json              probe/plan/split seconds, for the manifest
+    work/<job>/segments/s0000.mkv        one keyframe-aligned segment of the source
+    work/<job>/audio-source.mka          the source's audio track, remuxed
+    work/<job>/chunks/<rung>/s0000.ts    one segment encoded to one rendition
+    work/<job>/audio.m4a                 the encoded audio track
+    encoded/<job>/<rung>.mp4             a finished rendition
+    encoded/<job>/manifest.json          written last: its presence means the ladder is complete
+    remote/<worker>/...                  a worker's cache of transferred files (same layout inside)
+"""
+
+from __future__ import annotations
+
+import re
+
+UPLOADS, WORK, ENCODED, REMOTE = "uploads", "work", "encoded", "remote"
+PLAN_FILE = "plan.json"
+MANIFEST_FILE = "manifest.json"
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_RUNG = r"\d{3,4}p"
+_INDEX = r"s\d{4}"
+
+
+def work_dir(job_id: str) -> str:
+    return f"{WORK}/{job_id}"
+
+
+def plan_file(workdir: str) -> str:
+    return f"{workdir}/{PLAN_FILE}"
+
+
+def timings_file(workdir: str) -> str:
+    return f"{workdir}/timings.json"
+
+
+def segment(workdir: str, index: int) -> str:
+    return f"{workdir}/segments/s{index:04d}.mkv"
+
+
+def chunk(workdir: str, rendition: str, index: int) -> str:
+    return f"{workdir}/chunks/{rendition}/s{index:04d}.ts"
+
+
+def audio_source(workdir: str) -> str:
+    return f"{workdir}/audio-source.mka"
+
+
+def audio_output(workdir: str) -> str:
+    return f"{workdir}/audio.m4a"
+
+
+def upload_dir(job_id: str) -> str:
+    return f"{UPLOADS}/{job_id}"
+
+
+def upload(job_id: str) -> str:
+    return f"{upload_dir(job_id)}/source"
+
+
+def upload_part(job_id: str) -> str:
+    return f"{upload(job_id)}.part"
+
+
+def encoded_dir(job_id: str) -> str:
+    return f"{ENCODED}/{job_id}"
+
+
+def output(out_dir: str, rendition: str) -> str:
+    """A rendition's file inside an output directory (root-relative or absolute)."""
+    return f"{out_dir}/{rendition}.mp4"
+
+
+def output_name(rendition: str) -> str:
+    return f"{rendition}.mp4"
+
+
+def manifest(out_dir: str) -> str:
+    return f"{out_dir}/{MANIFEST_FILE}"
+
+
+def remote_root(worker: str) -> str:
+    """A worker's own cache of transferred files (per node, so neighbours never collide)."""
+    return f"{REMOTE}/{worker}"
+
+
+def job_dirs(job_id: str) -> tuple[str, ...]:
+    """Every directory a job owns, for removing it."""
+    return upload_dir(job_id), work_dir(job_id), encoded_dir(job_id)
+
+
+# The files a worker without the shared storage may fetch (inputs) and store (outputs), as
+# patterns built from the functions above, so the transfer routes can never drift from the layout.
+def _pattern(*paths: str) -> re.Pattern:
+    """Paths made with the sentinel job "<job>", rung "<rung>" and index 0, as one strict regex."""
+    wild = {re.escape(work_dir("<job>")): work_dir(_UUID), re.escape("<rung>"): _RUNG, "s0000": _INDEX}
+    alternatives = []
+    for p in paths:
+        rx = re.escape(p)
+        for sentinel, replacement in wild.items():
+            rx = rx.replace(sentinel, replacement)
+        alternatives.append(rx)
+    return re.compile("^(?:" + "|".join(alternatives) + ")$")
+
+
+FETCHABLE = _pattern(segment(work_dir("<job>"), 0), audio_source(work_dir("<job>")))
+STORABLE = _pattern(chunk(work_dir("<job>"), "<rung>", 0), audio_output(work_dir("<job>")))
+
+
+def fetchable(rel: str) -> bool:
+    return bool(FETCHABLE.match(rel))
+
+
+def storable(rel: str) -> bool:
+    return bool(STORABLE.match(rel))

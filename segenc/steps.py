@@ -1,0 +1,143 @@
+"""The chord-shaped steps of a job, each a plain function any runner can call.
+
+    prepare (probe, plan, split)  ->  encode_chunks x tasks (+ the audio track)  ->  finish (concat, package)
+
+``prepare`` is the head, ``encode_chunks`` one chord-header task (``Plan.tasks``), ``finish`` the
+chord body. Nothing here knows who runs them: ``pipeline.encode`` chains them through a Runner, the
+distributed tasks through Celery.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+from . import layout
+from .audio import encode_audio
+from .concat import concat
+from .errors import IntegrityError
+from .model import DEFAULT_LADDER, ChunkResult, ChunkSpec, EncodeResult, MediaInfo, Plan
+from .package import package
+from .plan import plan as make_plan
+from .probe import probe
+from .progress import ProgressEvent, Reporter, null_reporter, plan_totals
+from .settings import Settings
+from .split import split
+from .stages import Stage
+from .storage import atomic_path, resolve, temp_name
+from .video import encode_video_chunks
+
+
+def plan_job(source: str | os.PathLike, root: str | os.PathLike, *, job_id: str | None = None,
+             ladder=DEFAULT_LADDER, settings: Settings | None = None, workdir: str | None = None,
+             report: Reporter = null_reporter, workers: int | None = None, info: MediaInfo | None = None) -> Plan:
+    """Probe and plan ``source``; ``plan.json`` lands under ``root/workdir``. Nothing is split yet.
+
+    ``workers`` is how many encoder processes will share the job (sizes an automatic chunk length
+    and balances the tasks); ``info`` is the source's probe when the caller already has it."""
+    settings = settings or Settings()
+    job_id = job_id or str(uuid.uuid4())
+    workdir = workdir or layout.work_dir(job_id)
+    t = time.perf_counter()
+    report(ProgressEvent(job_id, "stage", stage=Stage.PROBING))
+    if info is None:
+        info = probe(source, settings.limits)
+    t_probe = time.perf_counter()
+    plan = make_plan(info, ladder, settings, job_id=job_id, workdir=workdir, workers=workers)
+    t_plan = time.perf_counter()
+    report(ProgressEvent(job_id, "planned", totals=plan_totals(plan)))
+    save_plan(plan, root)
+    save_timings(root, plan, {"probe": t_probe - t, "plan": t_plan - t_probe})
+    return plan
+
+
+def prepare(source: str | os.PathLike, root: str | os.PathLike, *, report: Reporter = null_reporter,
+            **kwargs) -> Plan:
+    """Probe, plan and split ``source`` (``plan_job`` arguments); segments land under ``root/workdir``."""
+    plan = plan_job(source, root, report=report, **kwargs)
+    report(ProgressEvent(plan.job_id, "stage", stage=Stage.SPLITTING))
+    t = time.perf_counter()
+    split(source, plan, root)
+    save_timings(root, plan, {**load_timings(root, plan), "split": time.perf_counter() - t})
+    return plan
+
+
+def encode_chunks(specs, root: str | os.PathLike, report: Reporter = null_reporter,
+                  worker: str | None = None) -> list[ChunkResult]:
+    """One chord-header task: a segment's renditions (decoded once), or the audio track."""
+    specs = list(specs)
+    if specs[0].kind == "audio":
+        return [encode_audio(s, root, report, worker) for s in specs]
+    return encode_video_chunks(specs, root, report, worker)
+
+
+def encode_chunk(spec: ChunkSpec, root: str | os.PathLike, report: Reporter = null_reporter) -> ChunkResult:
+    """One segment x rendition, or the audio track."""
+    return encode_chunks([spec], root, report)[0]
+
+
+def concat_rendition(plan: Plan, name: str, root: str | os.PathLike, out: Path) -> dict:
+    """Stitch one rendition's chunks (+ the audio track) into ``out``; returns its stream facts."""
+    return concat(plan.chunks_of(name), root, out, plan.audio.output if plan.audio else None)
+
+
+def finish(plan: Plan, results: list[ChunkResult], root: str | os.PathLike, out_dir: str | os.PathLike,
+           report: Reporter = null_reporter, concatenated: dict[str, tuple[Path, dict]] | None = None
+           ) -> EncodeResult:
+    """The chord body: check every chunk, concat each rendition, package atomically.
+
+    ``concatenated`` holds renditions a runner already stitched (staged path, facts). The caller
+    announces ``done`` once it has recorded the result (so followers see the outputs)."""
+    out_dir = Path(out_dir)
+    report(ProgressEvent(plan.job_id, "stage", stage=Stage.CONCATENATING))
+    t = time.perf_counter()
+    by_id = {r.chunk_id: r for r in results}
+    for spec in plan.specs():
+        r = by_id.get(spec.chunk_id)
+        if r is None:
+            raise IntegrityError(f"chunk {spec.chunk_id} has no result; refusing to concat partial results")
+        if spec.kind == "video" and r.frames != spec.frames:
+            raise IntegrityError(f"chunk {spec.chunk_id} has {r.frames} frames, expected {spec.frames}")
+        if not resolve(root, spec.output).exists():
+            raise IntegrityError(f"chunk {spec.chunk_id}: {spec.output} is missing")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staged = {name: path for name, (path, _) in (concatenated or {}).items()}
+    facts = {name: f for name, (_, f) in (concatenated or {}).items()}
+    try:
+        for r in plan.renditions:
+            if r.name not in facts:
+                staged[r.name] = temp_name(out_dir / layout.output_name(r.name))
+                facts[r.name] = concat_rendition(plan, r.name, root, staged[r.name])
+        timings = load_timings(root, plan)
+        timings["concat"] = time.perf_counter() - t
+        result = package(plan, out_dir, facts, staged, timings)
+    finally:
+        for p in staged.values():
+            if p.exists():
+                p.unlink()
+    return result
+
+
+def save_plan(plan: Plan, root: str | os.PathLike) -> Path:
+    path = resolve(root, layout.plan_file(plan.workdir))
+    with atomic_path(path) as tmp:
+        tmp.write_text(plan.to_json())
+    return path
+
+
+def load_plan(root: str | os.PathLike, workdir: str) -> Plan:
+    return Plan.from_json(resolve(root, layout.plan_file(workdir)).read_text())
+
+
+def save_timings(root, plan: Plan, timings: dict) -> None:
+    resolve(root, layout.timings_file(plan.workdir)).write_text(json.dumps(timings))
+
+
+def load_timings(root, plan: Plan) -> dict:
+    try:
+        return json.loads(resolve(root, layout.timings_file(plan.workdir)).read_text())
+    except (OSError, ValueError):
+        return {}
