@@ -19,7 +19,8 @@ from .stages import Stage
 
 @dataclass(frozen=True)
 class ProgressEvent(_Json):
-    """kind: ``stage`` | ``planned`` | ``chunk_started`` | ``frames`` | ``chunk_done`` | ``chunk_failed``.
+    """kind: ``stage`` | ``planned`` | ``chunk_started`` | ``frames`` | ``chunk_done`` | ``chunk_failed``
+    | ``chunk_requeued`` (its worker was lost; ``chunk_id`` is the task, ``message`` says why).
 
     ``planned`` carries ``totals``: frames to encode per rendition. ``frames`` counts are absolute
     within a chunk, so a lost or repeated event never double-counts.
@@ -108,6 +109,9 @@ class Tracker:
                 self.chunk_frames[ev.chunk_id] = 0  # a re-run starts over
             elif ev.kind in ("chunk_done", "chunk_failed"):
                 self.running.pop(ev.chunk_id, None)
+        elif ev.chunk_id and ev.kind == "chunk_requeued":
+            for c in [c for c in self.running if c == ev.chunk_id or c.startswith(ev.chunk_id + "-")]:
+                self.running.pop(c)
         elif ev.chunk_id and ev.kind == "chunk_started" and ev.worker:
             self.running[ev.chunk_id] = ev.worker
         elif ev.chunk_id and ev.kind in ("chunk_done", "chunk_failed"):

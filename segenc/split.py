@@ -40,6 +40,7 @@ def split(source: str | os.PathLike, plan: Plan, root: str | os.PathLike,
     end_pts = {s.index: (info.frame_pts[s.end_frame] + t0 if s.end_frame < info.frames else None) for s in plan.segments}
 
     paths = {s.index: resolve(root, s.path) for s in plan.segments}
+    temps = {i: temp_name(p) for i, p in paths.items()}  # unique per call: two splits never collide
     for p in paths.values():
         p.parent.mkdir(parents=True, exist_ok=True)
     writers: dict[int, tuple[av.container.OutputContainer, av.stream.Stream]] = {}
@@ -54,7 +55,8 @@ def split(source: str | os.PathLike, plan: Plan, root: str | os.PathLike,
                 aus = ic.streams.audio[0]
                 streams.append(aus)
                 apath = resolve(root, plan.audio_source)
-                audio_out = av.open(str(temp_name(apath)), "w", format="matroska")
+                atemp = temp_name(apath)
+                audio_out = av.open(str(atemp), "w", format="matroska")
                 audio_stream = audio_out.add_stream_from_template(aus, opaque=True)
             for pkt in ic.demux(streams):
                 if pkt.size == 0 or pkt.pts is None:
@@ -68,7 +70,7 @@ def split(source: str | os.PathLike, plan: Plan, root: str | os.PathLike,
                     continue
                 if pkt.is_keyframe:
                     for seg in starts.pop(pkt.pts, ()):
-                        oc = av.open(str(temp_name(paths[seg.index])), "w", format="matroska")
+                        oc = av.open(str(temps[seg.index]), "w", format="matroska")
                         writers[seg.index] = (oc, oc.add_stream_from_template(vs, opaque=True))
                 targets = []
                 for idx in list(writers):
@@ -76,7 +78,7 @@ def split(source: str | os.PathLike, plan: Plan, root: str | os.PathLike,
                     if end is not None and _past(pkt, end):
                         oc, _ = writers.pop(idx)
                         oc.close()
-                        os.replace(temp_name(paths[idx]), paths[idx])
+                        os.replace(temps[idx], paths[idx])
                         done.append(paths[idx])
                         ready(idx)
                     else:
@@ -96,11 +98,11 @@ def split(source: str | os.PathLike, plan: Plan, root: str | os.PathLike,
     if missing:
         raise CorruptInputError(f"{Path(source).name}: keyframes promised by the index were not found ({missing[0]})")
     for idx in list(writers):
-        os.replace(temp_name(paths[idx]), paths[idx])
+        os.replace(temps[idx], paths[idx])
         done.append(paths[idx])
         ready(idx)
     if audio_out is not None:
-        os.replace(temp_name(apath), apath)
+        os.replace(atemp, apath)
         ready("audio")
     return [paths[s.index] for s in plan.segments]
 

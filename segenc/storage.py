@@ -35,7 +35,7 @@ def relative(root: str | os.PathLike, path: str | os.PathLike) -> str:
 
 def temp_name(path: Path) -> Path:
     """A sibling temp name unique to this process; same directory so ``os.replace`` is atomic."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    return path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
 
 
 @contextmanager

@@ -3,7 +3,14 @@
     python3 start_service.py --port 5000 --tmp-dir /tmp/encoder               # main instance
     python3 start_service.py --worker-name encoder_worker_1 --tmp-dir DIR     # one more worker
 
-The environment is read here, at the edge, and passed on explicitly.
+The environment is read here, at the edge, and passed on explicitly. Secrets (the Redis URL with
+its password, the cluster secret, the API token) reach the children through their environment,
+never their command line, which every local user can read with ps.
+
+Process hygiene: every child runs in its own session (a terminal's Ctrl-C reaches only this
+supervisor) and dies with it however it dies (PR_SET_PDEATHSIG). A clean stop goes in order: the
+web server stops taking requests, the worker finishes or gives back its chunks (bounded), Redis
+stops last.
 """
 
 from __future__ import annotations
@@ -13,7 +20,6 @@ import ipaddress
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -90,9 +96,12 @@ def run_worker(args, tmp: Path) -> int:
     from segenc.distributed import MAIN_QUEUE, make_app, run_worker as start
     from segenc.distributed.app import DEFAULT_QUEUE
 
-    from .cluster import CLUSTER_FILE, read_connection, runtime_dir
+    from .cluster import CLUSTER_FILE, AmbiguousCluster, read_connection, runtime_dir
 
-    conn = read_connection(tmp) or {}
+    try:
+        conn = (read_connection(tmp) or {}) if not args.redis_url else {}
+    except AmbiguousCluster as exc:
+        raise StartupError(str(exc)) from None
     url = args.redis_url or conn.get("redis_url")
     if not url:
         raise StartupError(f"no main instance found (no {CLUSTER_FILE} in {tmp} or {runtime_dir()}): start "
@@ -101,6 +110,8 @@ def run_worker(args, tmp: Path) -> int:
     _check_redis(url)
     secret = args.cluster_secret or conn.get("cluster_secret")
     shared = (tmp / CLUSTER_FILE).exists()  # on the main instance's storage: it can prepare and finish too
+    if not shared:
+        _check_secret(url, secret)
     queues = tuple(args.queues.split(",")) if args.queues else ((DEFAULT_QUEUE, MAIN_QUEUE) if shared else (DEFAULT_QUEUE,))
     app = make_app(url, root=tmp, cluster_secret=secret, worker_name=args.worker_name)
     mode = "shared storage" if shared else "its own storage; segments come over HTTP"
@@ -117,13 +128,28 @@ def _check_redis(url: str) -> None:
         raise StartupError(problem)
 
 
+def _check_secret(redis_url: str, secret: str | None) -> None:
+    """A worker without the shared storage transfers every chunk: refuse to start (before it takes
+    any task) if the main instance would refuse its cluster secret."""
+    from segenc.distributed import JobState
+    from segenc.distributed.transfer import check_secret
+
+    web = JobState.from_url(redis_url).web_url()
+    if not web:
+        return  # no main instance advertises transfers: a cluster on shared storage
+    if not secret:
+        raise StartupError(f"this worker does not share the main instance's storage, so it needs the cluster "
+                           f"secret: pass --cluster-secret (the main instance's cluster.json has it)")
+    problem = check_secret(web, secret)
+    if problem:
+        raise StartupError(problem)
+
+
 def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
+    """Free as the server's own bind sees it (SO_REUSEADDR: TIME_WAIT sockets do not count)."""
+    from .redis_server import port_in_use
+
+    return not port_in_use(host, port)
 
 
 def _is_loopback(host: str) -> bool:
@@ -155,7 +181,7 @@ def run_main(args, tmp: Path) -> int:
             _check_redis(url)
         else:
             try:
-                redis_server = RedisServer(tmp, port=args.redis_port or None, host=args.redis_host)
+                redis_server = RedisServer.persistent(tmp, port=args.redis_port or None, host=args.redis_host)
                 redis_server.start()
             except PortInUseError as exc:
                 raise StartupError(str(exc)) from None
@@ -170,9 +196,9 @@ def run_main(args, tmp: Path) -> int:
                    SEGENC_MAX_UPLOAD_MB=str(args.max_upload_mb))
         if args.api_token:
             env["SEGENC_API_TOKEN"] = args.api_token
-        commands = [
+        commands = [  # the web server first: it stops first
             [sys.executable, "-m", "service.cli", "--worker-name", "main_worker", "--tmp-dir", str(tmp),
-             "--redis-url", url, "--queues", f"{DEFAULT_QUEUE},{MAIN_QUEUE}"]
+             "--queues", f"{DEFAULT_QUEUE},{MAIN_QUEUE}"]  # the Redis URL comes in the environment
             + (["--concurrency", str(args.concurrency)] if args.concurrency else []),
             [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1", "--threads", "32",
              "--bind", f"{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}",
@@ -180,12 +206,14 @@ def run_main(args, tmp: Path) -> int:
         ]
         here = Path(__file__).resolve().parent.parent
         for cmd in commands:
-            procs.append(subprocess.Popen(cmd, env=env, cwd=here))
+            procs.append(_spawn(cmd, env, here))
         print(f"segenc is up: {web_url}  (storage {tmp}, Ctrl-C stops everything)", flush=True)
         return _supervise(procs, commands, env, here)
     finally:
-        for p in reversed(procs):
-            _stop(p)
+        # In order: the web stops taking uploads, the worker finishes or gives back its chunks,
+        # then Redis (which the worker needs to store its results) stops last.
+        for p, grace in zip(reversed(procs), (10, WORKER_STOP_SECONDS)):
+            _stop(p, grace)
         remove_connection(tmp)
         if redis_server is not None:
             redis_server.stop()
@@ -199,12 +227,32 @@ def _advertise(redis_url: str, web_url: str) -> None:
 
 
 RESTARTS_PER_MINUTE = 5
+CRASH_LOOP_PAUSE = 15.0  # seconds between restarts of a child that keeps exiting
+WORKER_STOP_SECONDS = 20.0  # a clean stop waits this long for running chunks, then gives them back
+# What a child gets when the supervisor dies without stopping it: the worker is killed at once
+# (its chunks' leases lapse and another worker takes them; a warm shutdown would wait for chunks
+# that can no longer store results), the web server stops gracefully.
+PDEATHSIG = {"worker": signal.SIGKILL, "web": signal.SIGTERM}
+
+
+def _role(cmd: list[str]) -> str:
+    return "web" if "gunicorn" in cmd else "worker"
+
+
+def _spawn(cmd: list[str], env: dict, cwd: Path) -> subprocess.Popen:
+    from .redis_server import child_preexec
+
+    return subprocess.Popen(cmd, env=env, cwd=cwd, start_new_session=True,
+                            preexec_fn=child_preexec(PDEATHSIG[_role(cmd)]))
 
 
 def _supervise(procs: list[subprocess.Popen], commands: list[list[str]], env: dict, cwd: Path) -> int:
-    """Wait for Ctrl-C/SIGTERM; a child that dies is restarted (a few times a minute at most)."""
+    """Wait for Ctrl-C/SIGTERM; a child that dies is restarted. One that keeps exiting is restarted
+    every CRASH_LOOP_PAUSE seconds instead, with an error each time: the others keep serving
+    (a worker crash-looping on a full disk must not take the web server down with it)."""
     stopping = {"sig": None}
-    restarts: list[float] = []
+    restarts: dict[int, list[float]] = {i: [] for i in range(len(procs))}
+    not_before = [0.0] * len(procs)
 
     def on_signal(signum, frame):
         stopping["sig"] = signum
@@ -213,28 +261,38 @@ def _supervise(procs: list[subprocess.Popen], commands: list[list[str]], env: di
     signal.signal(signal.SIGINT, on_signal)
     while stopping["sig"] is None:
         for i, p in enumerate(procs):
-            if p.poll() is not None and stopping["sig"] is None:
-                now = time.monotonic()
-                restarts[:] = [t for t in restarts if now - t < 60] + [now]
-                if len(restarts) > RESTARTS_PER_MINUTE:
-                    sys.stderr.write(f"error: a service process keeps exiting (status {p.returncode}); "
-                                     f"stopping everything\n")
-                    return 1
-                sys.stderr.write(f"segenc: {Path(commands[i][2]).name} process exited ({p.returncode}); restarting\n")
-                procs[i] = subprocess.Popen(commands[i], env=env, cwd=cwd)
+            if p.poll() is None or stopping["sig"] is not None:
+                continue
+            now = time.monotonic()
+            if now < not_before[i]:
+                continue
+            recent = restarts[i] = [t for t in restarts[i] if now - t < 60] + [now]
+            role = _role(commands[i])
+            if len(recent) > RESTARTS_PER_MINUTE:
+                not_before[i] = now + CRASH_LOOP_PAUSE
+                sys.stderr.write(f"error: the {role} process keeps exiting (status {p.returncode}, "
+                                 f"{len(recent)} times in a minute); next restart in {CRASH_LOOP_PAUSE:.0f} s. "
+                                 f"Its log above says why.\n")
+            else:
+                sys.stderr.write(f"segenc: the {role} process exited ({p.returncode}); restarting\n")
+            procs[i] = _spawn(commands[i], env, cwd)
         time.sleep(0.3)
     print("segenc: stopping...", flush=True)
     return 0
 
 
 def _stop(p: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM the child, wait up to ``timeout``, then SIGKILL its whole process group."""
     if p.poll() is not None:
         return
     p.send_signal(signal.SIGTERM)
     try:
         p.wait(timeout)
     except subprocess.TimeoutExpired:
-        p.kill()
+        try:
+            os.killpg(p.pid, signal.SIGKILL)  # its own session: the group is its, not ours
+        except ProcessLookupError:
+            pass
         p.wait()
 
 

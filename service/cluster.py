@@ -1,15 +1,19 @@
 """How instances of one cluster find each other.
 
-The main instance writes its connection file (Redis URL with password, cluster secret, web URL;
-mode 0600) to ``<tmp-dir>/cluster.json`` and to the user's runtime directory
-(``$SEGENC_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/segenc``, else ``~/.config/segenc``). A worker
-reads its own tmp dir first, then the runtime directory, so a worker on the same host finds the
-main instance whatever its ``--tmp-dir``. Workers on other hosts take ``--redis-url`` and
-``--cluster-secret``.
+Every main instance writes its own connection file (Redis URL with password, cluster secret, web
+URL, tmp dir, pid; mode 0600): ``<tmp-dir>/cluster.json``, and one per instance in the user's
+runtime directory (``$SEGENC_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/segenc``, else
+``~/.config/segenc``) named after its tmp dir, so two main instances never overwrite each other.
+
+A worker reads its own tmp dir first (it shares the main instance's storage). Otherwise it looks at
+the running instances in the runtime directory: one is joined; with several, the worker names
+them and asks which to join (by ``--tmp-dir`` or ``--redis-url``). Workers on other hosts take
+``--redis-url`` and ``--cluster-secret``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -19,6 +23,11 @@ from celery import Celery
 from segenc.distributed import make_app
 
 CLUSTER_FILE = "cluster.json"
+INSTANCES = "instances"
+
+
+class AmbiguousCluster(Exception):
+    """Several main instances run on this host and none shares the worker's --tmp-dir."""
 
 
 def runtime_dir(env: dict | None = None) -> Path:
@@ -28,6 +37,12 @@ def runtime_dir(env: dict | None = None) -> Path:
     if env.get("XDG_RUNTIME_DIR"):
         return Path(env["XDG_RUNTIME_DIR"]) / "segenc"
     return Path.home() / ".config" / "segenc"
+
+
+def instance_file(tmp_dir: str | os.PathLike) -> Path:
+    """This main instance's file in the runtime directory (one per tmp dir)."""
+    digest = hashlib.sha256(str(Path(tmp_dir).resolve()).encode()).hexdigest()[:16]
+    return runtime_dir() / INSTANCES / f"{digest}.json"
 
 
 def _write(path: Path, data: dict) -> None:
@@ -41,8 +56,8 @@ def _write(path: Path, data: dict) -> None:
 
 def write_connection(tmp_dir: Path, redis_url: str, web_url: str | None = None, secret: str | None = None) -> list[Path]:
     data = {"redis_url": redis_url, "web_url": web_url, "cluster_secret": secret, "pid": os.getpid(),
-            "tmp_dir": str(tmp_dir)}
-    paths = [Path(tmp_dir) / CLUSTER_FILE, runtime_dir() / CLUSTER_FILE]
+            "tmp_dir": str(Path(tmp_dir).resolve())}
+    paths = [Path(tmp_dir) / CLUSTER_FILE, instance_file(tmp_dir)]
     for p in paths:
         try:
             _write(p, data)
@@ -60,14 +75,29 @@ def _read(path: Path) -> dict | None:
     return data if isinstance(data, dict) and data.get("redis_url") else None
 
 
-def read_connection(tmp_dir: str | os.PathLike) -> dict | None:
-    """The main instance's connection info: from ``tmp_dir``, else this user's runtime dir."""
-    found = _read(Path(tmp_dir) / CLUSTER_FILE)
-    if found is None:
-        found = _read(runtime_dir() / CLUSTER_FILE)
-        if found is not None and not _alive(found.get("pid")):
-            return None  # left behind by a main instance that is gone
+def running_instances() -> list[dict]:
+    """The main instances of this user that are running now (their connection files)."""
+    found = []
+    for path in sorted((runtime_dir() / INSTANCES).glob("*.json")):
+        info = _read(path)
+        if info is not None and _alive(info.get("pid")):
+            found.append(info)
     return found
+
+
+def read_connection(tmp_dir: str | os.PathLike) -> dict | None:
+    """The main instance to join: the one sharing ``tmp_dir``, else the only one running.
+
+    Raises AmbiguousCluster when several run and none shares ``tmp_dir``."""
+    found = _read(Path(tmp_dir) / CLUSTER_FILE)
+    if found is not None:
+        return found
+    running = running_instances()
+    if len(running) > 1:
+        raise AmbiguousCluster("several main instances run on this host: " + "; ".join(
+            f"--tmp-dir {i['tmp_dir']} (web {i.get('web_url')})" for i in running)
+            + ". Start the worker with the --tmp-dir of the one to join, or pass --redis-url")
+    return running[0] if running else None
 
 
 def _alive(pid) -> bool:
@@ -81,7 +111,7 @@ def _alive(pid) -> bool:
 
 
 def remove_connection(tmp_dir: Path) -> None:
-    for path in (Path(tmp_dir) / CLUSTER_FILE, runtime_dir() / CLUSTER_FILE):
+    for path in (Path(tmp_dir) / CLUSTER_FILE, instance_file(tmp_dir)):
         info = _read(path)
         if info and info.get("pid") == os.getpid():
             path.unlink(missing_ok=True)

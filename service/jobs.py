@@ -82,6 +82,7 @@ class Jobs:
             "created_at": snap.get("created_at"), "updated_at": snap.get("updated_at"),
             "source": {k: src.get(k) for k in SOURCE_FIELDS} if src else None,
             "renditions": rends, "workers": snap.get("workers", []), "running": snap.get("running", {}),
+            "requeued": snap.get("requeues", []),  # tasks given to another worker, and why
         }
 
     def list(self, page: int, limit: int) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import errno
 import importlib.util
 import logging
+import json
 import os
 import re
 import secrets
@@ -73,6 +74,8 @@ _INSTALL_HINT = (
 # Name of the AOF file (both versions) and of the AOF directory (Redis >= 7).
 AOF_FILENAME = "appendonly.aof"
 AOF_DIRNAME = "appendonlydir"
+DISABLED_COMMANDS = ("CONFIG", "DEBUG", "MODULE", "REPLICAOF", "SLAVEOF", "SHUTDOWN", "MIGRATE")
+CREDENTIALS_FILE = "redis-credentials.json"
 
 
 class RedisServerError(RuntimeError):
@@ -204,7 +207,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def _port_in_use(host: str, port: int) -> bool:
+def port_in_use(host: str, port: int) -> bool:
     """True if something listens on, or holds a bind on, host:port."""
     # Something accepting connections?
     with socket.socket(_family(host), socket.SOCK_STREAM) as s:
@@ -231,8 +234,8 @@ def _port_in_use(host: str, port: int) -> bool:
 # parent-death signal
 
 
-def _make_preexec_fn():
-    """preexec_fn that makes the child receive SIGTERM when we die (Linux).
+def _make_preexec_fn(sig: int = signal.SIGTERM):
+    """preexec_fn that makes the child receive ``sig`` when we die (Linux), with umask 077.
 
     Everything (libc lookup) is prepared in the parent; the child only makes
     one prctl() call and a getppid() check, which is safe after fork().
@@ -252,10 +255,11 @@ def _make_preexec_fn():
     prctl.restype = ctypes.c_int
     prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
     pr_set_pdeathsig = 1
-    sigterm = int(signal.SIGTERM)
+    sigterm = int(sig)
     parent = os.getpid()
 
     def preexec() -> None:
+        os.umask(0o077)  # the AOF, RDB and log hold job data: this user's only
         prctl(pr_set_pdeathsig, sigterm, 0, 0, 0)
         # The parent may have died between fork() and prctl(): then the
         # signal would never come, so give it to ourselves.
@@ -360,6 +364,30 @@ class RedisServer:
         self._executable = executable
         self._proc: subprocess.Popen | None = None
         self._started_once = False
+
+    @classmethod
+    def persistent(cls, dir: Path | str, port: int | None = None, host: str = "127.0.0.1", **kw) -> "RedisServer":
+        """A server that keeps its port and password across restarts of the instance, so running
+        clients (workers) reconnect on their own. Both live in ``dir/redis-credentials.json``
+        (mode 0600); ``port`` None or 0 reuses the saved port (a free one the first time)."""
+        path = Path(dir).expanduser().resolve() / CREDENTIALS_FILE
+        saved: dict = {}
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass
+        if not port and saved.get("port") and saved.get("host", host) == host:
+            port = int(saved["port"])
+        password = saved.get("password") or None
+        srv = cls(dir, port=port or None, host=host, password=password, **kw)
+        if saved.get("port") != srv.port or saved.get("password") != srv.password or saved.get("host") != host:
+            srv.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"host": host, "port": srv.port, "password": srv.password}, fh)
+            os.replace(tmp, path)
+        return srv
 
     # -- paths / info ------------------------------------------------------
 
@@ -476,7 +504,11 @@ class RedisServer:
             "# Detect dead clients (workers that vanished) in reasonable time.",
             "tcp-keepalive 60",
             "timeout 0",
-        ]
+            "",
+            "# Whoever learns the password still cannot reconfigure the server (CONFIG SET dir +",
+            "# SAVE writes a file anywhere we may write), load code, replicate it away, or stop",
+            "# it: segenc needs none of these. We stop it with SIGTERM (a clean shutdown).",
+        ] + [f'rename-command {c} ""' for c in DISABLED_COMMANDS]
         if v7:
             lines += [
                 "",
@@ -522,7 +554,7 @@ class RedisServer:
         executable = self.executable
         self.version  # fail early (and clearly) if the binary is unusable
 
-        if _port_in_use(self.host, self.port):
+        if port_in_use(self.host, self.port):
             if self._auto_port and not self._started_once:
                 # Our free port was grabbed since the constructor: pick again.
                 self.port = free_port(self.host)
@@ -530,7 +562,10 @@ class RedisServer:
                 raise PortInUseError(self.host, self.port)
 
         self.write_config()
-        log_fh = open(self.log_path, "ab")
+        for old in (self.log_path, self.rdb_path, self.dir / AOF_FILENAME):
+            if old.is_file():
+                os.chmod(old, 0o600)  # files an older version left readable by everyone
+        log_fh = os.fdopen(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         try:
             # stdout/stderr go to the log too: config errors are printed to
             # stderr before redis opens its logfile.
@@ -541,7 +576,9 @@ class RedisServer:
                 stderr=subprocess.STDOUT,
                 cwd=str(self.dir),
                 close_fds=True,
-                start_new_session=False,  # same process group: gets Ctrl-C too
+                # Its own session: a terminal's Ctrl-C reaches the supervisor, which stops
+                # Redis last, after the workers have stored their results.
+                start_new_session=True,
                 preexec_fn=_make_preexec_fn(),
             )
         finally:
@@ -601,18 +638,7 @@ class RedisServer:
         if proc is None:
             return
         if proc.poll() is None:
-            try:
-                c = _no_retry_client(self.host, self.port, self.password, timeout)
-                try:
-                    c.execute_command("SHUTDOWN")
-                finally:
-                    c.close()
-            except redis.ConnectionError:
-                pass  # expected: the server closes the connection as it exits
-            except redis.RedisError as exc:
-                log.warning("SHUTDOWN failed (%s); sending SIGTERM to %s", exc, proc.pid)
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signal.SIGTERM)  # redis saves and exits (SHUTDOWN is disabled)
         self._terminate(timeout)
 
     def _terminate(self, timeout: float, graceful_wait: bool = True) -> None:
@@ -648,3 +674,6 @@ class RedisServer:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+child_preexec = _make_preexec_fn  # noqa: E305 - the public name for other children

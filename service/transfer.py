@@ -11,7 +11,7 @@ import os
 from flask import Blueprint, current_app, jsonify, request, send_file
 
 from segenc import layout
-from segenc.distributed.transfer import HASH_HEADER, PREFIX, ROUTE, sha256_file
+from segenc.distributed.transfer import HASH_HEADER, PING, PREFIX, ROUTE, sha256_file
 from segenc.storage import resolve, temp_name
 
 from .auth import secret_ok
@@ -28,6 +28,11 @@ def _error(message: str, status: int):
 def require_secret():
     if not secret_ok(current_app):
         return _error("missing or wrong cluster secret", 401)
+
+
+@transfer.get(PING[len(PREFIX):])
+def ping():
+    return "", 204
 
 
 @transfer.get(f"{FILES}/<path:rel>")

@@ -8,9 +8,13 @@ chunk, so a lost or repeated event never double-counts) and publish them on ``se
     segenc:job:<id>:frames    hash: chunk_id -> "rendition frames"
     segenc:job:<id>:running   hash: chunk_id -> worker name
     segenc:job:<id>:attempts  hash: task id -> tries started
+    segenc:job:<id>:lease:<t> string: the token of the attempt running task t (expires unless renewed)
+    segenc:job:<id>:done      hash: task id -> its result (JSON), written before the lease is released
+    segenc:job:<id>:requeues  list: JSON {task, chunks, worker, reason, time}, newest last
     segenc:jobs               sorted set: job ids by creation time
     segenc:worker:<name>      hash: last_heartbeat, concurrency, node, pid (expires if the node dies)
     segenc:cluster            hash: web_url (where workers transfer files), bytes_transferred
+    segenc:watchdog           string: the node whose watchdog sweeps now (expires)
     segenc:events             pub/sub channel: every ProgressEvent, as JSON
 """
 
@@ -29,6 +33,13 @@ CHANNEL = "segenc:events"
 JOBS_KEY = "segenc:jobs"
 WORKER_KEY = "segenc:worker:"
 CLUSTER_KEY = "segenc:cluster"
+WATCHDOG_KEY = "segenc:watchdog"
+PARTS = ("", "frames", "running", "attempts", "done", "requeues")
+# Compare-and-act on a token, so only the holder renews or releases.
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_TURN = ("local v = redis.call('get', KEYS[1]) if v == false or v == ARGV[1] then "
+         "redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0")
 TOMBSTONE_SECONDS = 3600
 # Failures a caller may meet while Redis restarts (the job itself lives on in the append-only file).
 UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
@@ -168,6 +179,7 @@ class JobState:
             done = sum(n for _, n in chunk_frames.values())
             fps = done / elapsed if elapsed > 0.5 and done else None
         snap = summarize(stage, totals, chunk_frames, running, fps, job.get("error"))
+        snap["requeues"] = self.requeues(job_id)
         for key, value in job.items():
             if key not in snap and key not in ("totals",):
                 snap[key] = _maybe_json(value)
@@ -179,9 +191,10 @@ class JobState:
         return ids, int(self._r.zcard(JOBS_KEY))
 
     def delete(self, job_id: str) -> None:
+        leases = list(self._r.scan_iter(self.key(job_id, "lease:*")))
         pipe = self._r.pipeline()
-        for part in ("", "frames", "running", "attempts"):
-            pipe.delete(self.key(job_id, part))
+        for key in [self.key(job_id, part) for part in PARTS] + leases:
+            pipe.delete(key)
         pipe.zrem(JOBS_KEY, job_id)
         pipe.execute()
 
@@ -199,6 +212,51 @@ class JobState:
     def running(self, job_id: str) -> dict[str, str]:
         """chunk id -> worker, for the chunks of ``job_id`` running now."""
         return self._r.hgetall(self.key(job_id, "running"))
+
+    # Leases: a running task proves it is alive; the watchdog requeues tasks whose lease lapsed.
+
+    def acquire_lease(self, job_id: str, task: str, token: str, ttl: float) -> bool:
+        return bool(self._r.set(self.key(job_id, f"lease:{task}"), token, nx=True, px=int(ttl * 1000)))
+
+    def renew_lease(self, job_id: str, task: str, token: str, ttl: float) -> bool:
+        return bool(self._r.eval(_RENEW, 1, self.key(job_id, f"lease:{task}"), token, int(ttl * 1000)))
+
+    def release_lease(self, job_id: str, task: str, token: str) -> None:
+        self._r.eval(_RELEASE, 1, self.key(job_id, f"lease:{task}"), token)
+
+    def lease_holder(self, job_id: str, task: str) -> str | None:
+        return self._r.get(self.key(job_id, f"lease:{task}"))
+
+    def mark_done(self, job_id: str, task: str, result: Any) -> None:
+        self._r.hset(self.key(job_id, "done"), task, json.dumps(result))
+
+    def done(self, job_id: str, task: str) -> Any | None:
+        """A finished task's result, or None if it has not finished."""
+        raw = self._r.hget(self.key(job_id, "done"), task)
+        return json.loads(raw) if raw is not None else None
+
+    def note_requeue(self, job_id: str, task: str, chunks: list[str], reason: str) -> str | None:
+        """Record that ``task`` was given to another worker; its chunks stop showing as running.
+        Returns the worker it was running on, if known."""
+        running = self.running(job_id)
+        worker = next((running[c] for c in chunks if c in running), None)
+        entry = {"task": task, "chunks": chunks, "worker": worker, "reason": reason, "time": time.time()}
+        pipe = self._r.pipeline()
+        if chunks:
+            pipe.hdel(self.key(job_id, "running"), *chunks)
+        pipe.rpush(self.key(job_id, "requeues"), json.dumps(entry))
+        pipe.ltrim(self.key(job_id, "requeues"), -100, -1)
+        ev = ProgressEvent(job_id, "chunk_requeued", chunk_id=task, worker=worker, message=reason)
+        pipe.publish(CHANNEL, ev.to_json())
+        pipe.execute()
+        return worker
+
+    def requeues(self, job_id: str) -> list[dict[str, Any]]:
+        return [json.loads(x) for x in self._r.lrange(self.key(job_id, "requeues"), 0, -1)]
+
+    def watchdog_turn(self, node: str, ttl: float) -> bool:
+        """True if ``node`` may sweep now (one watchdog at a time across the cluster)."""
+        return bool(self._r.eval(_TURN, 1, WATCHDOG_KEY, node, int(ttl * 1000)))
 
     # Worker nodes: heartbeats.
 

@@ -25,7 +25,8 @@ from ..stages import STOPPED, TERMINAL, Stage
 # its pool, instead of in each pool process's first task (~100 ms of dispatch latency).
 from ..steps import encode_chunks, finish, load_plan, prepare
 from ..storage import resolve
-from .remote import encode_here_or_remote
+from .lease import Lease
+from .remote import encode_here_or_remote, worker_name
 from .state import UNAVAILABLE, JobState
 
 PREPARE, FINISH = "prepare", "finish"
@@ -47,8 +48,20 @@ def run_job(self, job_id: str, source: str, ladder: list[str], settings: dict, o
     """Probe (unless the caller sends the probe), plan and split on a worker, then launch the
     chord. Returns the chord body's id."""
     root, state = _root(self.app), state_of(self.app)
-    if state.stage(job_id) in TERMINAL:
+    stage = state.stage(job_id)
+    if stage in TERMINAL or stage is None:
         return ""
+    lease = Lease(state, job_id, PREPARE, worker_name(self.app))
+    if not lease.wait_turn(self.app.conf.task_time_limit):
+        return state.done(job_id, PREPARE)  # a copy of this task finished meanwhile
+    with lease:
+        return _run_job(self, state, root, lease, job_id, source, ladder, settings, out, info)
+
+
+def _run_job(self, state: JobState, root: Path, lease: Lease, job_id: str, source: str, ladder: list[str],
+             settings: dict, out: str, info: dict | None) -> str:
+    if (done := state.done(job_id, PREPARE)) is not None:
+        return done
     try:
         plan = prepare(resolve(root, source), root, job_id=job_id, ladder=tuple(ladder),
                        settings=Settings.from_dict(settings), workdir=layout.work_dir(job_id), report=state.apply,
@@ -65,6 +78,7 @@ def run_job(self, job_id: str, source: str, ladder: list[str], settings: dict, o
     queue = (self.request.delivery_info or {}).get("routing_key") or None
     result = job_signature(self.app, plan, out, finish_queue=queue).apply_async()
     state.set(job_id, result_id=result.id)
+    _until_up(state.mark_done, job_id, PREPARE, result.id)
     return result.id
 
 
@@ -74,10 +88,35 @@ def encode_chunk_task(self, specs: list[dict]) -> list[dict]:
     group = [ChunkSpec.from_dict(s) for s in specs]
     job_id, name = group[0].job_id, task_id(group)
     state = state_of(self.app)
+    # A copy with nothing to do (the chunk is done, or the job ended) counts no attempt.
+    skip = _until_up(_skip, state, job_id, name)
+    if skip is not None:
+        return skip
+    lease = Lease(state, job_id, name, worker_name(self.app))
+    if not _until_up(lease.wait_turn, self.app.conf.task_time_limit):
+        return state.done(job_id, name)
+    with lease:
+        skip = _until_up(_skip, state, job_id, name)  # done between the first look and the lease
+        if skip is not None:
+            return skip
+        results = _encode_chunk(self, state, group, job_id, name)
+        _until_up(state.mark_done, job_id, name, results)  # before the lease goes: no gap for the watchdog
+    return results
+
+
+def _skip(state: JobState, job_id: str, name: str) -> list[dict] | None:
+    """The stored result if this task is done; raises JobCancelled if its job has ended."""
+    done = state.done(job_id, name)
+    if done is not None:
+        return done
     stage = state.stage(job_id)
-    if stage in STOPPED:
-        raise JobCancelled(f"job {job_id} is {stage}; chunk {name} skipped")
-    tries = state.attempt(job_id, name)
+    if stage in TERMINAL or stage is None:
+        raise JobCancelled(f"job {job_id} is {stage or 'gone'}; chunk {name} skipped")
+    return None
+
+
+def _encode_chunk(self, state: JobState, group: list[ChunkSpec], job_id: str, name: str) -> list[dict]:
+    tries = _until_up(state.attempt, job_id, name)
     limit = self.app.conf.segenc_max_attempts
     if tries > limit:
         _fail(state, job_id, name, f"chunk {name} was started {limit} times and never finished "
@@ -98,9 +137,23 @@ def encode_chunk_task(self, specs: list[dict]) -> list[dict]:
 @shared_task(bind=True, name="segenc.finish")
 def finish_task(self, results: list[list[dict]], workdir: str, out: str) -> dict:
     root, state = _root(self.app), state_of(self.app)
+    job_id = workdir.rsplit("/", 1)[-1]
+    if (done := state.done(job_id, FINISH)) is not None:
+        return done
+    if state.stage(job_id) in STOPPED:
+        raise JobCancelled(f"job {job_id} is {state.stage(job_id)}; not concatenating")
+    lease = Lease(state, job_id, FINISH, worker_name(self.app))
+    if not lease.wait_turn(self.app.conf.task_time_limit):
+        return state.done(job_id, FINISH)
+    with lease:
+        d = _finish(state, root, results, workdir, out)
+        _until_up(state.mark_done, job_id, FINISH, d)
+    state.apply(ProgressEvent(job_id, "stage", stage=Stage.DONE))
+    return d
+
+
+def _finish(state: JobState, root: Path, results: list[list[dict]], workdir: str, out: str) -> dict:
     plan = load_plan(root, workdir)
-    if state.stage(plan.job_id) in STOPPED:
-        raise JobCancelled(f"job {plan.job_id} is {state.stage(plan.job_id)}; not concatenating")
     try:
         flat = [ChunkResult.from_dict(r) for group in results for r in group]
         res = finish(plan, flat, root, resolve(root, out), state.apply)
@@ -110,7 +163,6 @@ def finish_task(self, results: list[list[dict]], workdir: str, out: str) -> dict
     finally:
         shutil.rmtree(resolve(root, workdir), ignore_errors=True)
     state.set(plan.job_id, outputs=[r.to_dict() for r in res.renditions], timings=res.timings)
-    state.apply(ProgressEvent(plan.job_id, "stage", stage=Stage.DONE))
     d = res.to_dict()
     d["out_dir"], d["manifest"] = out, layout.manifest(out)
     return d
@@ -152,6 +204,21 @@ def submit(app: Celery, job_id: str, source: str, *, ladder, settings: Settings,
                                                  out or layout.encoded_dir(job_id)),
                          kwargs={"info": info.to_dict()} if info else {},
                          task_id=celery_id(job_id, PREPARE), queue=queue)
+
+
+REDIS_PATIENCE = 120.0  # seconds a task waits for Redis to come back (a restart) before it gives up
+
+
+def _until_up(fn, *args):
+    """Call ``fn`` until Redis answers: a finished chunk must not be lost to a Redis restart."""
+    deadline = time.monotonic() + REDIS_PATIENCE
+    while True:
+        try:
+            return fn(*args)
+        except UNAVAILABLE:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _root(app: Celery) -> Path:

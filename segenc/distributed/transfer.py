@@ -7,6 +7,7 @@ SHA-256 of the body and the cluster secret; a short or corrupt transfer is detec
 
 This module owns the protocol; the service's blueprint serves it with the same names:
 
+    GET  {PING}          204 if the secret is right: a worker checks it before taking any task
     GET  {ROUTE}/<rel>   a fetchable file (``layout.fetchable``); the body's SHA-256 in HASH_HEADER
     PUT  {ROUTE}/<rel>   a storable file (``layout.storable``) with its SHA-256 in HASH_HEADER
     Authorization: Bearer <cluster secret> on both
@@ -26,6 +27,7 @@ from ..storage import resolve, temp_name
 
 PREFIX = "/internal"
 ROUTE = f"{PREFIX}/files"
+PING = f"{PREFIX}/ping"
 HASH_HEADER = "X-Segenc-Sha256"
 BLOCK = 1 << 20
 
@@ -46,6 +48,21 @@ def sha256_file(path: Path) -> str:
         while block := f.read(BLOCK):
             h.update(block)
     return h.hexdigest()
+
+
+def check_secret(base_url: str, secret: str, timeout: float = 10) -> str | None:
+    """None if the main instance at ``base_url`` accepts ``secret``, else what is wrong."""
+    req = urllib.request.Request(f"{base_url.rstrip('/')}{PING}", headers={"Authorization": authorization(secret)})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout):
+            return None
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            return (f"the main instance at {base_url} refused this worker's cluster secret: pass the one in "
+                    f"its cluster.json with --cluster-secret")
+        return f"the main instance at {base_url} answered HTTP {exc.code} to the secret check"
+    except (OSError, urllib.error.URLError) as exc:
+        return f"cannot reach the main instance at {base_url} ({getattr(exc, 'reason', exc)}); check --public-url there"
 
 
 class Transfer:

@@ -1,4 +1,5 @@
-"""A worker node: a Celery worker that advertises itself with heartbeats in Redis."""
+"""A worker node: a Celery worker that advertises itself with heartbeats in Redis and runs a
+watchdog thread (one sweeps at a time across the cluster; see watchdog.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from celery import Celery
 
 from . import tasks as _tasks  # noqa: F401  (registers the tasks with every app before the pool forks)
+from . import watchdog
 from .app import DEFAULT_QUEUE
 from .remote import remote_root, sweep_remote
 from .state import JobState
@@ -46,13 +48,16 @@ def run_worker(app: Celery, name: str, concurrency: int | None = None, loglevel:
     app.conf.segenc_worker_name = app.conf.segenc_worker_name or name
     concurrency = concurrency or os.cpu_count() or 1
     stop = threading.Event()
-    beat = threading.Thread(target=heartbeat, args=(app, name, concurrency, stop), daemon=True)
-    beat.start()
+    threads = [threading.Thread(target=heartbeat, args=(app, name, concurrency, stop), daemon=True),
+               threading.Thread(target=watchdog.run, args=(app, name, stop), daemon=True)]
+    for t in threads:
+        t.start()
     try:
         _worker_main(app, name, concurrency, loglevel, queues)
     finally:
         stop.set()
-        beat.join(timeout=2)
+        for t in threads:
+            t.join(timeout=2)
 
 
 def _worker_main(app: Celery, name: str, concurrency: int, loglevel: str, queues: tuple[str, ...]) -> None:

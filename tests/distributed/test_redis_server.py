@@ -92,13 +92,24 @@ def test_files_and_config(server):
     assert "daemonize no\n" in conf
     assert ("appenddirname" in conf) == (server.version >= (7, 0, 0))
 
-    # The running server really uses those settings.
+    # The running server really uses those settings (read through INFO: CONFIG is disabled).
     c = server.client(decode_responses=True)
-    assert c.config_get("dir")["dir"] == str(d)
-    assert c.config_get("dbfilename")["dbfilename"] == "redis.rdb"
-    assert c.config_get("appendonly")["appendonly"] == "yes"
-    assert c.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
-    assert c.config_get("logfile")["logfile"] == str(server.log_path)
+    assert c.info("server")["config_file"] == str(server.conf_path)
+    assert c.info("persistence")["aof_enabled"] == 1
+    assert c.info("memory")["maxmemory_policy"] == "noeviction"
+    c.bgsave()
+    deadline = time.monotonic() + 10
+    while c.info("persistence")["rdb_bgsave_in_progress"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.rdb_path.is_file()  # dir + dbfilename
+    # Whoever has the password still cannot rewrite the server's files, load code or stop it.
+    for command in (("CONFIG", "SET", "dir", "/"), ("CONFIG", "GET", "dir"), ("DEBUG", "SLEEP", "0"),
+                    ("MODULE", "LIST"), ("REPLICAOF", "NO", "ONE"), ("SHUTDOWN", "NOSAVE")):
+        with pytest.raises(redis.ResponseError, match="unknown command"):
+            c.execute_command(*command)
+    # Its files are this user's only.
+    for f in (server.conf_path, server.log_path, server.rdb_path):
+        assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0, f
     c.close()
 
 
