@@ -209,6 +209,10 @@ class JobState:
     def attempts(self, job_id: str, chunk_id: str) -> int:
         return int(self._r.hget(self.key(job_id, "attempts"), chunk_id) or 0)
 
+    def all_attempts(self, job_id: str) -> dict[str, int]:
+        """task id -> tries started, for every task of the job that ever started."""
+        return {k: int(v) for k, v in self._r.hgetall(self.key(job_id, "attempts")).items()}
+
     def running(self, job_id: str) -> dict[str, str]:
         """chunk id -> worker, for the chunks of ``job_id`` running now."""
         return self._r.hgetall(self.key(job_id, "running"))

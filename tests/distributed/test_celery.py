@@ -164,3 +164,42 @@ def test_failed_job_raises_for_the_caller(cluster, storage, tmp_path):
     with pytest.raises(segenc.InputError):
         segenc.encode(bad, tmp_path / "out", ("240p",), runner=runner)
     assert not (tmp_path / "out").exists()
+
+
+def test_duplicate_deliveries_do_no_work_and_count_no_attempt(cluster, storage, clip, tmp_path, job_state):
+    """A restored copy of a chunk that is already done, or of one whose job has finished (its work
+    dir removed), returns the stored result at once: no encode, no attempt, no file recreated."""
+    from segenc.distributed.tasks import celery_id
+
+    app, _ = cluster
+    root = storage[0]
+    job_id, plan = prepared_job(root, clip, chunk_seconds=1)
+    job_state.create(job_id, stage="encoding")
+    result = job_signature(app, plan, f"encoded/{job_id}").apply_async()
+    deadline = time.monotonic() + 120
+    while not result.ready():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert result.successful() and job_state.stage(job_id) == "done"
+    assert not (root / "work" / job_id).exists()
+    task, group = plan.tasks[0], plan.groups()[0]
+    before = job_state.attempts(job_id, task.id)
+    assert before == 1
+    copy = app.send_task("segenc.encode_chunk", args=([s.to_dict() for s in group],),
+                         task_id=celery_id(job_id, task.id))
+    deadline = time.monotonic() + 60
+    while not copy.ready():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert copy.successful()
+    assert [r["chunk_id"] for r in copy.result] == list(task.chunks)
+    assert job_state.attempts(job_id, task.id) == before
+    assert not (root / "work" / job_id).exists()  # nothing re-encoded into a removed work dir
+    # A copy of the finished job's preparation does not send its chord again.
+    again = app.send_task("segenc.run_job", args=(job_id, "uploads/none", ["240p"], {}, f"encoded/{job_id}"),
+                          task_id=celery_id(job_id, "prepare"))
+    while not again.ready():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert again.successful() and again.result == ""
+    assert job_state.stage(job_id) == "done"
