@@ -84,10 +84,10 @@ def _mode(clip: Path, shared: bool, work: Path) -> tuple[float, int]:
         wall = time.perf_counter() - t0
         if _get(f"{base}/api/status/{job}")["status"] != "done":
             raise RuntimeError("the job failed")
-        url = json.loads((tmp / "cluster.json").read_text())["redis_url"]
-        import redis
+        from segenc.distributed import JobState
 
-        moved = int(redis.Redis.from_url(url).hget("segenc:cluster", "bytes_transferred") or 0)
+        url = json.loads((tmp / "cluster.json").read_text())["redis_url"]
+        moved = JobState.from_url(url).transferred()
         return wall, moved
     finally:
         for p in (worker, main):

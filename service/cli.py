@@ -78,9 +78,17 @@ class StartupError(Exception):
     pass
 
 
+OWN_ENTRIES = {"uploads", "encoded", "work", "remote", "cluster.json", "redis.conf", "redis.log", "redis.rdb",
+               "redis-credentials.json", "appendonly.aof", "appendonlydir"}
+
+
 def prepare_tmp(tmp: Path) -> Path:
+    """Create the storage folders; the tmp dir is made this user's only (0700) when it is new or
+    holds nothing but segenc's own files (job names and sizes are nobody else's business)."""
     try:
-        tmp.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if {p.name for p in tmp.iterdir()} <= OWN_ENTRIES and tmp.stat().st_uid == os.getuid():
+            os.chmod(tmp, 0o700)
         for sub in ("uploads", "encoded", "work"):
             (tmp / sub).mkdir(mode=0o700, exist_ok=True)
             os.chmod(tmp / sub, 0o700)

@@ -470,7 +470,27 @@
     renderRenditions(entry, status);
     renderJobWorkers(entry, active);
     renderJobError(entry);
+    renderRequeues(entry);
     renderMedia(entry);
+  }
+
+  // Tasks the watchdog gave to another worker (their worker died or lost its connection).
+  function renderRequeues(entry) {
+    const { job, refs: r } = entry;
+    const list = Array.isArray(job.requeued) ? job.requeued : [];
+    if (!list.length) {
+      if (r.requeues) r.requeues.remove();
+      r.requeues = null;
+      return;
+    }
+    if (!r.requeues) {
+      r.requeues = h("p", { class: "job-note", role: "status" });
+      (r.error || r.workers).after(r.requeues);
+    }
+    const last = list[list.length - 1];
+    const from = last.worker ? ` from ${last.worker}` : "";
+    const more = list.length > 1 ? ` (${list.length} tasks moved so far)` : "";
+    setText(r.requeues, `Moved ${last.task}${from} to another worker: ${last.reason}${more}.`);
   }
 
   function renderAction(entry, active, filename) {

@@ -188,6 +188,12 @@ def test_a_worker_with_the_wrong_cluster_secret_is_refused_at_start(tmp_path):
         assert r.stderr.startswith("error: the main instance at") and "cluster secret" in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
         assert "intruder" not in {w["name"] for w in inst.get("/api/workers").json()["workers"]}
+        # The storage is this user's only.
+        import stat as st
+
+        assert st.S_IMODE(inst.tmp_dir.stat().st_mode) == 0o700
+        for name in ("cluster.json", "redis.conf", "redis.log", "redis-credentials.json"):
+            assert st.S_IMODE((inst.tmp_dir / name).stat().st_mode) == 0o600, name
         # And the Redis password never appears on a command line.
         password = url.split(":")[2].split("@")[0]
         for p in psutil.process_iter(["cmdline"]):
