@@ -20,6 +20,7 @@ FIGURE_MODULES: tuple[str, ...] = (
     "benchmarks.transfer",
     "benchmarks.sweep",
     "benchmarks.projection",
+    "benchmarks.service_load",
 )
 
 
