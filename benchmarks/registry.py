@@ -21,6 +21,7 @@ FIGURE_MODULES: tuple[str, ...] = (
     "benchmarks.sweep",
     "benchmarks.projection",
     "benchmarks.faults",
+    "benchmarks.service_load",
 )
 
 

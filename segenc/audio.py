@@ -14,7 +14,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from .errors import CorruptInputError
+from .errors import CorruptInputError, storage_full
 from .model import ChunkResult, ChunkSpec
 from .progress import ProgressEvent, Reporter, local_worker, null_reporter
 from .split import AUDIO_START_KEY
@@ -67,7 +67,7 @@ def encode_audio(spec: ChunkSpec, root: str | os.PathLike, report: Reporter = nu
                 oc.mux(p)
             samples = position
     except av.FFmpegError as exc:
-        raise CorruptInputError(f"audio: the audio track cannot be decoded ({exc})") from exc
+        raise storage_full(exc) or CorruptInputError(f"audio: the audio track cannot be decoded ({exc})") from exc
     report(ProgressEvent(spec.job_id, "chunk_done", chunk_id=spec.chunk_id, frames=samples, worker=worker))
     return ChunkResult(spec.chunk_id, spec.output, samples, out.stat().st_size, time.perf_counter() - t0, worker)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import av
 
-from .errors import IntegrityError
+from .errors import EncodeError, IntegrityError, storage_full
 from .model import ChunkSpec
 from .storage import atomic_path, resolve
 
@@ -36,13 +36,20 @@ def concat(chunks: list[ChunkSpec], root: str | os.PathLike, out: Path, audio: s
         lines.append(f"duration {c.duration:.9f}")
     listing.write_text("\n".join(lines) + "\n")
     expected = sum(c.frames for c in chunks)
+    frame = sum(c.duration for c in chunks) / max(1, expected)
     with atomic_path(out) as tmp:
-        _mux(listing, resolve(root, audio) if audio else None, tmp)
+        try:
+            _mux(listing, resolve(root, audio) if audio else None, tmp, frame)
+        except av.FFmpegError as exc:
+            what = chunks[0].rendition.name if chunks[0].rendition else out.name
+            raise storage_full(exc) or EncodeError(
+                f"{what}: stitching the chunks into one MP4 failed ({getattr(exc, 'strerror', None) or exc}; "
+                f"a source whose timestamps jump can cause this)") from exc
         facts = validate(tmp, expected)
     return facts
 
 
-def _mux(listing: Path, audio: Path | None, tmp: Path) -> None:
+def _mux(listing: Path, audio: Path | None, tmp: Path, frame: float) -> None:
     opts = {"safe": "1", "protocol_whitelist": "file", "format_whitelist": "concat,mpegts"}
     with av.open(str(listing), "r", format="concat", container_options=opts) as vin, \
             av.open(str(tmp), "w", format="mp4", container_options={"movflags": "+faststart"}) as oc:
@@ -57,14 +64,18 @@ def _mux(listing: Path, audio: Path | None, tmp: Path) -> None:
             oa = oc.add_stream_from_template(ast, opaque=True)
             inputs.append((ain, ast, oa))
         try:
-            _interleave(inputs, oc)
+            _interleave(inputs, oc, frame)
         finally:
             if ain is not None:
                 ain.close()
 
 
-def _interleave(inputs, oc) -> None:
-    """Copy packets from several inputs, always taking the one with the earliest DTS next."""
+def _interleave(inputs, oc, frame: float = 0.0) -> None:
+    """Copy packets from several inputs, always taking the one with the earliest DTS next.
+
+    The last video packet lasts at least half of ``frame`` (the mean frame duration, seconds): MP4
+    takes the last sample's duration from it, and the chunks' last packet may carry ~0 (a one-frame
+    video came out 22 us long)."""
     its = [(c.demux(s), o) for c, s, o in inputs]
     heads: list = [next(it, None) for it, _ in its]
     while True:
@@ -78,9 +89,13 @@ def _interleave(inputs, oc) -> None:
             return
         _, i = min(live)
         pkt = heads[i]
+        heads[i] = next(its[i][0], None)
+        if i == 0 and frame > 0 and (heads[0] is None or heads[0].dts is None):
+            want = int(round(frame / pkt.time_base))
+            if (pkt.duration or 0) < want // 2:
+                pkt.duration = want
         pkt.stream = its[i][1]
         oc.mux(pkt)
-        heads[i] = next(its[i][0], None)
 
 
 def validate(path: Path, expected_frames: int) -> dict:

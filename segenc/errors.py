@@ -8,12 +8,15 @@
     |   +-- LimitExceededError       resolution, fps, duration, streams or frames over a limit
     +-- EncodeError                  a chunk, the audio track or the concat failed
     |   +-- IntegrityError           an output failed validation (frame count, timestamps)
+    |   +-- StorageFullError         the storage ran out of space (ENOSPC) while writing a job's files
     +-- StorageError (ValueError)    a path escaped the storage root, or a file is missing
     +-- JobFailed                    a distributed job ended in failure (names the chunk)
     +-- JobCancelled                 a job was cancelled before it finished
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class SegencError(Exception):
@@ -46,6 +49,23 @@ class EncodeError(SegencError):
 
 class IntegrityError(EncodeError):
     pass
+
+
+class StorageFullError(EncodeError):
+    """No space left on the storage: not the input's fault; the message names the path."""
+
+
+def storage_full(exc: BaseException | None) -> StorageFullError | None:
+    """A StorageFullError if ENOSPC is anywhere in ``exc``'s chain (PyAV's errors carry errno too)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, StorageFullError):
+            return exc
+        if getattr(exc, "errno", None) == errno.ENOSPC:
+            where = getattr(exc, "filename", None)
+            return StorageFullError(f"no space left on the storage ({where or exc})")
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 class StorageError(SegencError, ValueError):

@@ -102,6 +102,11 @@ def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
         raise LimitExceededError(f"{name}: {fps:.1f} frames per second, the limit is {limits.max_fps:g}")
     if duration > limits.max_duration:
         raise LimitExceededError(f"{name}: {duration:.1f} s long, the limit is {limits.max_duration:g} s")
+    if steps and max(steps) * tb > limits.max_frame_gap:
+        at = steps.index(max(steps))
+        raise UnsupportedInputError(
+            f"{name}: its timestamps jump by {float(max(steps) * tb):.1f} s after {float(rel[at] * tb):.3f} s "
+            f"(frame {at}); segenc accepts pauses between frames of at most {limits.max_frame_gap:g} s")
 
     rotation = first_frame["rotation"]
     dw, dh = round(w * sar), h

@@ -21,6 +21,9 @@ class Limits:
     max_duration: float = 4 * 3600.0
     max_streams: int = 16
     max_frames: int = 4 * 3600 * 120
+    # Longest pause between two frames: segenc's MP4 stitching cannot carry a longer hole in the
+    # timestamps (a source with a 10 s or 1 h gap failed at muxing with EINVAL), so it is refused.
+    max_frame_gap: float = 5.0
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Callable
 
 import av
 
-from .errors import CorruptInputError
+from .errors import CorruptInputError, storage_full
 from .model import Plan, Segment
 from .probe import open_input
 from .storage import resolve, temp_name
@@ -88,7 +88,7 @@ def split(source: str | os.PathLike, plan: Plan, root: str | os.PathLike,
                     p.stream = writers[idx][1]
                     writers[idx][0].mux(p)
     except av.FFmpegError as exc:
-        raise CorruptInputError(f"{Path(source).name}: reading failed while splitting ({exc})") from exc
+        raise storage_full(exc) or CorruptInputError(f"{Path(source).name}: reading failed while splitting ({exc})") from exc
     finally:
         for idx, (oc, _) in writers.items():
             oc.close()

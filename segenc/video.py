@@ -17,7 +17,7 @@ from fractions import Fraction
 import av
 from av.video.frame import PictureType
 
-from .errors import CorruptInputError, EncodeError, IntegrityError, LimitExceededError
+from .errors import CorruptInputError, EncodeError, IntegrityError, LimitExceededError, storage_full
 from .model import ChunkResult, ChunkSpec
 from .progress import ProgressEvent, Reporter, Throttle, local_worker, null_reporter
 from .storage import atomic_path, resolve
@@ -93,7 +93,7 @@ def encode_video_chunks(specs: list[ChunkSpec], root: str | os.PathLike,
                 raise CorruptInputError(f"chunk {lead.chunk_id}: {got.count(False)} of {len(got)} frames could not "
                                         f"be decoded (first at {float(wanted[missing]):.3f}s); the source is damaged")
     except av.FFmpegError as exc:
-        raise CorruptInputError(f"chunk {lead.chunk_id}: decoding or encoding failed ({exc})") from exc
+        raise storage_full(exc) or CorruptInputError(f"chunk {lead.chunk_id}: decoding or encoding failed ({exc})") from exc
     seconds = time.perf_counter() - t_start
     results = []
     for o in outs:

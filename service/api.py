@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import socket
 import uuid
 
 from flask import Blueprint, current_app, g, jsonify, request, send_file
+from werkzeug.exceptions import ClientDisconnected
 
 from segenc.errors import CorruptInputError, InputError, LimitExceededError
 from segenc.model import DEFAULT_LADDER, RUNGS
@@ -17,6 +20,7 @@ from .auth import token_ok
 from .jobs import Jobs, parse_job_id
 
 api = Blueprint("api", __name__, url_prefix="/api")
+MAX_PAGE, MAX_LIMIT = 1_000_000, 200
 
 
 def jobs() -> Jobs:
@@ -35,14 +39,67 @@ def require_token():
 
 @api.post("/upload")
 def upload():
+    """Refuse early (too many uploads from this client, no room on the disk), then stream the file
+    into ``uploads/<job>/source.part``; a stalled or failed upload leaves no file and no open handle."""
+    client = request.remote_addr or "?"
+    slots = current_app.extensions["segenc_uploads"]
+    if not slots.acquire(client):
+        return _closing(error(f"too many uploads at once from {client} (at most {slots.per_client}); "
+                              f"wait for one to finish", 429))
+    try:
+        return _closing(_upload())
+    finally:
+        slots.release(client)
+
+
+def _closing(resp):
+    """Upload errors may leave the body unread: close the connection instead of parsing it as a request."""
+    resp = current_app.make_response(resp)
+    if resp.status_code >= 400:
+        resp.headers["Connection"] = "close"
+    return resp
+
+
+def _upload():
+    root = current_app.config["TMP_DIR"]
+    reserve = int(current_app.config["DISK_RESERVE_MB"]) << 20
+    free = shutil.disk_usage(root).free
+    length = request.content_length or 0
+    if length + reserve > free and length <= (current_app.config["MAX_CONTENT_LENGTH"] or length):
+        return error(f"not enough free space on the storage for this upload: it is {_mb(length)}, "
+                     f"{_mb(max(0, free - reserve))} can be accepted now", 507)
+    idle = float(current_app.config["UPLOAD_IDLE_SECONDS"])
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None and idle > 0:
+        sock.settimeout(idle)  # each read waits at most this long: a stalled upload ends here
     job_id = str(uuid.uuid4())
     folder = jobs().upload_dir(job_id)
     g.upload_part = folder / "source.part"
+    accepted = False
     try:
-        return _accept(job_id, folder)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        resp = _accept(job_id, folder)
+        accepted = isinstance(resp, tuple) and resp[1] == 202
+        return resp
+    except (TimeoutError, socket.timeout, ClientDisconnected):
+        # (gunicorn reports a read that timed out as the end of the body: werkzeug's ClientDisconnected)
+        return error(f"the upload stopped before its end (nothing sent for {idle:g} s, or the client went away); "
+                     f"it was dropped", 408)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            return error(f"no space left on the storage for this upload ({_mb(length)}); it was removed", 507)
         raise
+    finally:
+        handle = g.pop("upload_handle", None)
+        if handle is not None:
+            handle.close()
+        if not accepted:
+            shutil.rmtree(folder, ignore_errors=True)
+        if sock is not None:
+            sock.settimeout(None)
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MB"
 
 
 def _accept(job_id: str, folder):
@@ -94,10 +151,14 @@ def status(job_id: str):
 @api.get("/jobs")
 def list_jobs():
     try:
-        page = max(1, int(request.args.get("page", 1)))
-        limit = min(200, max(1, int(request.args.get("limit", 50))))
+        page = int(request.args.get("page", 1))
+        limit = int(request.args.get("limit", 50))
     except ValueError:
         return error("page and limit must be whole numbers", 400)
+    if not 1 <= page <= MAX_PAGE:
+        return error(f"page must be between 1 and {MAX_PAGE}", 400)
+    if not 1 <= limit <= MAX_LIMIT:
+        return error(f"limit must be between 1 and {MAX_LIMIT}", 400)
     return jobs().list(page, limit)
 
 

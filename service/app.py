@@ -6,6 +6,7 @@ Configuration is read from the environment only here, when no config is passed i
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from flask import Flask, Request, g, jsonify, render_template
@@ -18,7 +19,13 @@ from segenc.stages import TERMINAL, Stage
 from .api import api
 from .jobs import Jobs
 from .transfer import transfer
+from .uploads import UploadSlots
 from .ws import register_ws
+
+# Defaults of the knobs below (environment: SEGENC_<NAME>).
+UPLOAD_IDLE_SECONDS = 30.0  # an upload that sends nothing for this long is dropped, its partial file removed
+MAX_UPLOADS_PER_CLIENT = 4  # concurrent uploads from one address; more get 429
+DISK_RESERVE_MB = 16  # an upload must leave this much free space on the storage, or it gets 507
 
 
 class StreamingRequest(Request):
@@ -29,7 +36,8 @@ class StreamingRequest(Request):
         if target is None:
             return super()._get_file_stream(total_content_length, content_type, filename, content_length)
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return open(target, "w+b")
+        g.upload_handle = open(target, "w+b")  # closed by the view whatever happens (space comes back)
+        return g.upload_handle
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -41,6 +49,12 @@ def create_app(config: dict | None = None) -> Flask:
             "MAX_UPLOAD_MB": int(os.environ.get("SEGENC_MAX_UPLOAD_MB", "2048")),
             "CLUSTER_SECRET": os.environ.get("SEGENC_CLUSTER_SECRET") or None,
         }
+        for name, default in (("UPLOAD_IDLE_SECONDS", UPLOAD_IDLE_SECONDS), ("DISK_RESERVE_MB", DISK_RESERVE_MB),
+                              ("MAX_UPLOADS_PER_CLIENT", MAX_UPLOADS_PER_CLIENT)):
+            if os.environ.get(f"SEGENC_{name}"):
+                config[name] = type(default)(os.environ[f"SEGENC_{name}"])
+    config = {"UPLOAD_IDLE_SECONDS": UPLOAD_IDLE_SECONDS, "MAX_UPLOADS_PER_CLIENT": MAX_UPLOADS_PER_CLIENT,
+              "DISK_RESERVE_MB": DISK_RESERVE_MB, **config}
     app = Flask(__name__)
     app.request_class = StreamingRequest
     app.config.update(config)
@@ -49,6 +63,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["TMP_DIR"] = root
     celery = make_app(config["REDIS_URL"], root=root)
     app.extensions["segenc_jobs"] = Jobs(JobState.from_url(config["REDIS_URL"]), celery, root)
+    app.extensions["segenc_uploads"] = UploadSlots(int(config["MAX_UPLOADS_PER_CLIENT"]))
     app.register_blueprint(api)
     app.register_blueprint(transfer)
     register_ws(app)
@@ -62,10 +77,15 @@ def create_app(config: dict | None = None) -> Flask:
     @app.get("/healthz")
     def healthz():
         try:
+            disk = shutil.disk_usage(root)
+            space = {"disk_free_bytes": disk.free, "disk_total_bytes": disk.total}
+        except OSError as exc:
+            space = {"disk_free_bytes": None, "disk_error": exc.strerror}
+        try:
             app.extensions["segenc_jobs"].state.ping()
-            return {"ok": True, "redis": True}
+            return {"ok": True, "redis": True, **space}
         except Exception as exc:  # report, don't crash: health checks must answer
-            return {"ok": False, "redis": False, "error": str(exc)}, 503
+            return {"ok": False, "redis": False, "error": str(exc), **space}, 503
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

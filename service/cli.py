@@ -208,7 +208,8 @@ def run_main(args, tmp: Path) -> int:
             [sys.executable, "-m", "service.cli", "--worker-name", "main_worker", "--tmp-dir", str(tmp),
              "--queues", f"{DEFAULT_QUEUE},{MAIN_QUEUE}"]  # the Redis URL comes in the environment
             + (["--concurrency", str(args.concurrency)] if args.concurrency else []),
-            [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1", "--threads", "32",
+            [sys.executable, "-m", "gunicorn", "--worker-class", "gevent", "--workers", "1",
+             "--worker-connections", "4000",
              "--bind", f"{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}",
              "--timeout", "0", "--graceful-timeout", "5", "--log-level", "warning", "service.app:create_app()"],
         ]

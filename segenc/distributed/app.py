@@ -4,6 +4,8 @@ Reliability: late acks + reject on worker loss + prefetch 1 re-run a chunk whose
 attempt counter in Redis caps re-runs; the visibility timeout exceeds the hard time limit so long
 chunks are never handed out twice while they run; the result backend retries through a Redis
 restart. Stock Celery's pub/sub result consumer is replaced by polling (see PollingRedisBackend).
+Fairness: the broker serves priorities 0..9 (lower first) across all queues a worker reads; a
+job's chunks get a priority from its length, so a short job queued behind long ones goes first.
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ def make_app(broker_url: str, *, root: str | os.PathLike | None = None, task_tim
         task_serializer="json", result_serializer="json", accept_content=["json"], result_accept_content=["json"],
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
         task_time_limit=task_time_limit, task_soft_time_limit=max(1, task_time_limit - 30),
-        broker_transport_options={"visibility_timeout": vt},
+        # Priorities (0 first): see tasks.chunk_priority. kombu keeps one Redis list per step.
+        broker_transport_options={"visibility_timeout": vt, "queue_order_strategy": "priority",
+                                  "priority_steps": list(range(10))},
+        task_default_priority=0,
         result_backend_transport_options={"visibility_timeout": vt},
         result_backend_always_retry=True, result_backend_max_retries=20,
         broker_connection_retry_on_startup=True,

@@ -16,7 +16,7 @@ from pathlib import Path
 from celery import Celery, chord, shared_task, signature
 
 from .. import layout
-from ..errors import InputError, IntegrityError, JobCancelled, JobFailed, SegencError
+from ..errors import InputError, IntegrityError, JobCancelled, JobFailed, SegencError, storage_full
 from ..model import ChunkResult, ChunkSpec, MediaInfo, Plan, task_id
 from ..progress import ProgressEvent, Reporter
 from ..settings import Settings
@@ -66,8 +66,9 @@ def _run_job(self, state: JobState, root: Path, lease: Lease, job_id: str, sourc
         plan = prepare(resolve(root, source), root, job_id=job_id, ladder=tuple(ladder),
                        settings=Settings.from_dict(settings), workdir=layout.work_dir(job_id), report=state.apply,
                        workers=state.capacity(), info=MediaInfo.from_dict(info) if info else None)
-    except SegencError as exc:
-        state.apply(ProgressEvent(job_id, "stage", stage=Stage.FAILED, message=str(exc)))
+    except (SegencError, OSError) as exc:
+        state.apply(ProgressEvent(job_id, "stage", stage=Stage.FAILED, message=str(storage_full(exc) or exc)))
+        _remove_job_files(root, job_id)
         raise
     if state.stage(job_id) in TERMINAL:  # cancelled while splitting
         return ""
@@ -129,6 +130,8 @@ def _encode_chunk(self, state: JobState, group: list[ChunkSpec], job_id: str, na
     except (InputError, IntegrityError) as exc:  # the data is at fault: another try cannot help
         _fail(state, job_id, name, f"chunk {name} failed: {exc}", exc)
     except Exception as exc:
+        if full := storage_full(exc):  # a full disk: not the data's fault, and a retry would fill it again
+            _fail(state, job_id, name, f"chunk {name} failed: {full}", exc)
         if tries < limit:
             raise self.retry(exc=exc, countdown=min(2 ** tries, 10))
         _fail(state, job_id, name, f"chunk {name} failed {tries} times: {exc}", exc)
@@ -157,8 +160,11 @@ def _finish(state: JobState, root: Path, results: list[list[dict]], workdir: str
     try:
         flat = [ChunkResult.from_dict(r) for group in results for r in group]
         res = finish(plan, flat, root, resolve(root, out), state.apply)
-    except SegencError as exc:
-        state.apply(ProgressEvent(plan.job_id, "stage", stage=Stage.FAILED, message=str(exc)))
+    except Exception as exc:  # name the real cause here: chord_failed only knows the task id
+        full = storage_full(exc)
+        message = str(full) if full else str(exc) if isinstance(exc, SegencError) else f"stitching failed: {exc!r}"
+        state.apply(ProgressEvent(plan.job_id, "stage", stage=Stage.FAILED, message=message))
+        _remove_job_files(root, plan.job_id)
         raise
     finally:
         shutil.rmtree(resolve(root, workdir), ignore_errors=True)
@@ -176,8 +182,25 @@ def chord_failed(self, failed_task_id: str, job_id: str) -> None:
     our code has already named itself; this covers the rest (time limits, lost workers)."""
     state = state_of(self.app)
     if state.stage(job_id) not in TERMINAL:
+        cause = self.app.AsyncResult(failed_task_id).result
+        detail = str(storage_full(cause) or "") or (f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException)
+                                                    else "")
         state.apply(ProgressEvent(job_id, "stage", stage=Stage.FAILED,
-                                  message=f"a task of this job failed outside segenc's control ({failed_task_id})"))
+                                  message=f"a task of this job failed outside segenc's control ({failed_task_id}"
+                                          f"{': ' + detail if detail else ''})"))
+    if self.app.conf.segenc_root and state.stage(job_id) == Stage.FAILED:
+        _remove_job_files(_root(self.app), job_id)
+
+
+def chunk_priority(duration: float) -> int:
+    """Broker priority of a job's chunks (0 first): 1 for <= 10 s, one step more per doubling,
+    9 from ~21 min. Shortest job first: a 5 s clip's chunks overtake the queued chunks of four
+    40 s clips (prepare and finish run at 0, so a job never waits long to start or to end).
+    Long jobs wait while shorter ones keep arriving; they are never refused."""
+    step = 1
+    while step < 9 and duration > 10 * 2 ** (step - 1):
+        step += 1
+    return step
 
 
 def job_signature(app: Celery, plan: Plan, out: str, finish_queue: str | None = None):
@@ -185,11 +208,14 @@ def job_signature(app: Celery, plan: Plan, out: str, finish_queue: str | None = 
 
     ``finish_queue`` pins the body to workers that hold the storage (the main instance's queue)."""
     header = [signature("segenc.encode_chunk", args=([s.to_dict() for s in g],), app=app)
-              .set(task_id=celery_id(plan.job_id, t.id)) for t, g in zip(plan.tasks, plan.groups())]
-    body = signature("segenc.finish", args=(plan.workdir, out), app=app).set(task_id=celery_id(plan.job_id, FINISH))
+              .set(task_id=celery_id(plan.job_id, t.id), priority=chunk_priority(plan.info.duration))
+              for t, g in zip(plan.tasks, plan.groups())]
+    body = signature("segenc.finish", args=(plan.workdir, out), app=app).set(task_id=celery_id(plan.job_id, FINISH),
+                                                                              priority=0)
     if finish_queue:
         body = body.set(queue=finish_queue)
-    body.link_error(signature("segenc.chord_failed", args=(plan.job_id,), app=app))
+    errback = signature("segenc.chord_failed", args=(plan.job_id,), app=app)
+    body.link_error(errback.set(queue=finish_queue) if finish_queue else errback)  # runs where the files are
     return chord(header, body)
 
 
@@ -203,7 +229,7 @@ def submit(app: Celery, job_id: str, source: str, *, ladder, settings: Settings,
     return app.send_task("segenc.run_job", args=(job_id, source, list(ladder), settings.to_dict(),
                                                  out or layout.encoded_dir(job_id)),
                          kwargs={"info": info.to_dict()} if info else {},
-                         task_id=celery_id(job_id, PREPARE), queue=queue)
+                         task_id=celery_id(job_id, PREPARE), queue=queue, priority=0)
 
 
 REDIS_PATIENCE = 120.0  # seconds a task waits for Redis to come back (a restart) before it gives up
@@ -256,6 +282,12 @@ def _reporter(state: JobState, job_id: str) -> Reporter:
             pass  # progress is best effort: a Redis restart must not cost the chunk
 
     return report
+
+
+def _remove_job_files(root: Path, job_id: str) -> None:
+    """A failed job keeps its status in Redis, not its files: the space comes back."""
+    for d in layout.job_dirs(job_id):
+        shutil.rmtree(resolve(root, d), ignore_errors=True)
 
 
 def _fail(state: JobState, job_id: str, name: str, message: str, exc: Exception | None = None):

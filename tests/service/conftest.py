@@ -47,7 +47,8 @@ class Instance:
 
 @contextmanager
 def running_instance(tmp_dir: Path, *, token: str | None = None, max_upload_mb: int | None = None,
-                     extra: list[str] | None = None, runtime_dir: Path | None = None, host: str = "127.0.0.1"):
+                     extra: list[str] | None = None, runtime_dir: Path | None = None, host: str = "127.0.0.1",
+                     env_extra: dict[str, str] | None = None):
     port = free_port(host)
     log = tmp_dir.parent / f"{tmp_dir.name}-service-{port}.log"
     args = [sys.executable, str(REPO / "start_service.py"), "--port", str(port), "--tmp-dir", str(tmp_dir),
@@ -59,6 +60,7 @@ def running_instance(tmp_dir: Path, *, token: str | None = None, max_upload_mb: 
     env = {k: v for k, v in os.environ.items() if k not in ("SEGENC_API_TOKEN", "SEGENC_REDIS_URL")}
     # Never touch the real user's connection file.
     env["SEGENC_RUNTIME_DIR"] = str(runtime_dir or tmp_dir.parent / f"{tmp_dir.name}-runtime")
+    env.update(env_extra or {})
     with open(log, "wb") as out:
         proc = subprocess.Popen(args + (extra or []), cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, env=env)
