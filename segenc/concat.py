@@ -15,6 +15,7 @@ from pathlib import Path
 
 import av
 
+from .codecs import mp4_tag
 from .errors import IntegrityError
 from .model import ChunkSpec
 from .storage import atomic_path, resolve
@@ -43,12 +44,14 @@ def concat(chunks: list[ChunkSpec], root: str | os.PathLike, out: Path, audio: s
 
 
 def _mux(listing: Path, audio: Path | None, tmp: Path) -> None:
-    opts = {"safe": "1", "protocol_whitelist": "file", "format_whitelist": "concat,mpegts"}
+    opts = {"safe": "1", "protocol_whitelist": "file", "format_whitelist": "concat,mpegts,matroska"}
     with av.open(str(listing), "r", format="concat", container_options=opts) as vin, \
             av.open(str(tmp), "w", format="mp4", container_options={"movflags": "+faststart"}) as oc:
         vst = vin.streams.video[0]
         ov = oc.add_stream_from_template(vst, opaque=True)
         ov.time_base = Fraction(1, 90000)
+        if mp4_tag(vst.codec_context.name):
+            ov.codec_tag = mp4_tag(vst.codec_context.name)
         inputs = [(vin, vst, ov)]
         ain = None
         if audio is not None:

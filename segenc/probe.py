@@ -18,6 +18,8 @@ from .errors import CorruptInputError, LimitExceededError, NotAVideoError, Unsup
 from .model import MediaInfo
 from .settings import INPUT_FORMATS, Limits
 
+COLOUR_FIELDS = ("color_primaries", "color_trc", "colorspace", "color_range")
+
 _SNIFF = (
     (b"#EXTM3U", "it is an HLS playlist, not a video file"),
     (b"ffconcat", "it is an ffconcat script, not a video file"),
@@ -132,6 +134,7 @@ def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
         streams=nstreams,
         **audio,
         size=path.stat().st_size,
+        **first_frame["colour"],
     )
 
 
@@ -187,6 +190,7 @@ def _first_frame(path: Path, index: int, name: str) -> dict:
                     "rotation": int(round(-(frame.rotation or 0))) % 360 if hasattr(frame, "rotation") else 0,
                     "format": frame.format.name,
                     "depth": max(c.bits for c in frame.format.components) if frame.format.components else 8,
+                    "colour": {k: int(getattr(frame, k)) for k in COLOUR_FIELDS},
                 }
     except av.FFmpegError as exc:
         raise CorruptInputError(f"{name}: the video cannot be decoded ({exc.strerror or exc})") from exc

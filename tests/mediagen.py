@@ -62,6 +62,11 @@ _MUXER_AUDIO = {"mp4": "aac", "mov": "aac", "matroska": "aac", "webm": "libopus"
 
 _QUIET_X265 = "log-level=none"
 
+# Colour tags (FFmpeg's AVColorPrimaries / Transfer / Space / Range numbers) for make_clip(colour=).
+BT709 = {"color_primaries": 1, "color_trc": 1, "colorspace": 1, "color_range": 1}
+HDR10_PQ = {"color_primaries": 9, "color_trc": 16, "colorspace": 9, "color_range": 1}
+HLG = {"color_primaries": 9, "color_trc": 18, "colorspace": 9, "color_range": 1}
+
 
 # --------------------------------------------------------------------------------------------
 # Pictures
@@ -211,6 +216,7 @@ def make_clip(
     audio_seconds: float | None = None,
     faststart: bool = False,
     crf: int | None = None,
+    colour: dict[str, int] | None = None,
 ) -> Path:
     """Encode a synthetic clip and return its path.
 
@@ -228,6 +234,9 @@ def make_clip(
     audio_seconds: audio duration (default: same as the video).
     pix_fmt: e.g. ``yuv420p``, ``yuv420p10le``, ``yuv444p`` (H.264 at odd sizes needs 4:4:4;
         VP9 takes odd sizes in 4:2:0).
+    colour: colour tags written into the stream, FFmpeg's numbers by name: ``color_primaries``,
+        ``color_trc``, ``colorspace``, ``color_range`` (e.g. ``HDR10_PQ``, ``HLG``, ``BT709``).
+        Only the tags: the pictures are the same test pattern.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -269,6 +278,8 @@ def make_clip(
             vs.sample_aspect_ratio = sar_f
         if rotation:
             vs.set_display_rotation(rotation)
+        for attr, value in (colour or {}).items():
+            setattr(vs.codec_context, attr, value)
 
         streams_audio = None
         if audio:
@@ -281,6 +292,8 @@ def make_clip(
             for i, rgb in enumerate(pictures(width, height, len(times))):
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
                 frame = frame.reformat(format=pix_fmt)
+                for attr, value in (colour or {}).items():
+                    setattr(frame, attr, value)
                 t = times[i] + video_start
                 frame.pts = int(round(t / tb))
                 frame.time_base = tb
