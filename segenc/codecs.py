@@ -23,13 +23,18 @@ So single-threaded tasks are at least as fast in aggregate and never oversubscri
 from __future__ import annotations
 
 import math
+import os
 from fractions import Fraction
 
 import av
 
-from .errors import UnsupportedInputError
+from .errors import IncompatibleError
 from .model import ChunkSpec, MediaInfo
 from .settings import CODECS, Settings
+
+# SVT-AV1 prints its whole configuration to stderr at every encoder start (each chunk) unless told
+# otherwise; it reads this variable when an encoder starts. 1: errors only. A caller's value wins.
+os.environ.setdefault("SVT_LOG", "1")
 
 # AVColorTransferCharacteristic values of HDR transfers.
 TRC_PQ, TRC_HLG = 16, 18
@@ -68,7 +73,7 @@ def check_source(info: MediaInfo, settings: Settings) -> None:
     """Refuse what the codec cannot carry faithfully: an HDR source in H.264 without tone mapping."""
     hdr = HDR_TRANSFERS.get(info.color_trc)
     if hdr and settings.codec not in HDR_CODECS:
-        raise UnsupportedInputError(
+        raise IncompatibleError(
             f"the source is HDR ({hdr}); {settings.codec} output would need tone mapping to SDR and this "
             f"FFmpeg has no zscale filter to do it: encode with codec {' or '.join(HDR_CODECS)}, which keep "
             f"the HDR signalling and 10-bit depth")

@@ -6,6 +6,7 @@
     |   +-- UnsupportedInputError    a container/codec we refuse (HLS playlists, ffconcat, ...)
     |   +-- CorruptInputError        truncated or undecodable data
     |   +-- LimitExceededError       resolution, fps, duration, streams or frames over a limit
+    |   +-- IncompatibleError        a fine input the chosen codec cannot carry (HDR in H.264)
     +-- EncodeError                  a chunk, the audio track or the concat failed
     |   +-- IntegrityError           an output failed validation (frame count, timestamps)
     +-- StorageError (ValueError)    a path escaped the storage root, or a file is missing
@@ -37,6 +38,10 @@ class CorruptInputError(InputError):
 
 
 class LimitExceededError(InputError):
+    pass
+
+
+class IncompatibleError(InputError):
     pass
 
 
