@@ -2,7 +2,8 @@
 
     h264  libx264    8-bit 4:2:0, High profile; HDR sources are refused (see check_source)
     hevc  libx265    8 or 10-bit 4:2:0 (Main / Main10, following the source), tagged hvc1 in MP4
-    av1   libsvtav1  8 or 10-bit 4:2:0 (Main), Matroska chunks (this FFmpeg cannot put AV1 in MPEG-TS)
+    av1   libsvtav1  8 or 10-bit 4:2:0 (Main), NUT chunks: this FFmpeg cannot put AV1 in MPEG-TS, and
+                     Matroska rounds timestamps to 1 ms (NUT keeps the source time base exactly)
 
 Keyframes: an IDR at the first frame of every chunk and at the first frame at or after every
 multiple of ``Settings.gop`` seconds of source time. Both depend on the source's timestamps only,
@@ -53,11 +54,11 @@ MP4_TAGS = {"hevc": "hvc1"}  # Apple players need hvc1 (parameter sets in the sa
 
 def chunk_format(codec: str) -> str:
     """The intermediate chunk container (file extension) for ``codec``."""
-    return "mkv" if codec == "av1" else "ts"
+    return "nut" if codec == "av1" else "ts"
 
 
 def muxer(ext: str) -> str:
-    return {"mkv": "matroska", "ts": "mpegts"}[ext]
+    return {"mkv": "matroska", "nut": "nut", "ts": "mpegts"}[ext]
 
 
 def tone_mapping_filters() -> tuple[str, ...]:

@@ -44,7 +44,7 @@ def concat(chunks: list[ChunkSpec], root: str | os.PathLike, out: Path, audio: s
 
 
 def _mux(listing: Path, audio: Path | None, tmp: Path) -> None:
-    opts = {"safe": "1", "protocol_whitelist": "file", "format_whitelist": "concat,mpegts,matroska"}
+    opts = {"safe": "1", "protocol_whitelist": "file", "format_whitelist": "concat,mpegts,matroska,nut"}
     with av.open(str(listing), "r", format="concat", container_options=opts) as vin, \
             av.open(str(tmp), "w", format="mp4", container_options={"movflags": "+faststart"}) as oc:
         vst = vin.streams.video[0]

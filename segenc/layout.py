@@ -9,7 +9,7 @@ All paths are relative to a storage root (a worker's ``--tmp-dir``, or a private
     work/<job>/timings.json              probe/plan/split seconds, for the manifest
     work/<job>/segments/s0000.mkv        one keyframe-aligned segment of the source
     work/<job>/audio-source.mka          the source's audio track, remuxed
-    work/<job>/chunks/<rung>/s0000.ts    one segment encoded to one rendition (.mkv for AV1)
+    work/<job>/chunks/<rung>/s0000.ts    one segment encoded to one rendition (.nut for AV1)
     work/<job>/audio.m4a                 the encoded audio track
     encoded/<job>/<rung>.mp4             a finished rendition
     encoded/<job>/manifest.json          written last: its presence means the ladder is complete
@@ -46,7 +46,7 @@ def segment(workdir: str, index: int) -> str:
 
 
 def chunk(workdir: str, rendition: str, index: int, ext: str = "ts") -> str:
-    """``ext``: the chunk container, ts (MPEG-TS) or mkv (Matroska, for AV1)."""
+    """``ext``: the chunk container, ts (MPEG-TS) or nut (NUT, for AV1)."""
     return f"{workdir}/chunks/{rendition}/s{index:04d}.{ext}"
 
 
@@ -112,7 +112,7 @@ def _pattern(*paths: str) -> re.Pattern:
 
 
 FETCHABLE = _pattern(segment(work_dir("<job>"), 0), audio_source(work_dir("<job>")))
-STORABLE = _pattern(chunk(work_dir("<job>"), "<rung>", 0), chunk(work_dir("<job>"), "<rung>", 0, "mkv"),
+STORABLE = _pattern(chunk(work_dir("<job>"), "<rung>", 0), chunk(work_dir("<job>"), "<rung>", 0, "nut"),
                     audio_output(work_dir("<job>")))
 
 

@@ -1,4 +1,4 @@
-"""video: one chunk spec -> one chunk (MPEG-TS, or Matroska for AV1) of one rendition.
+"""video: one chunk spec -> one chunk (MPEG-TS, or NUT for AV1) of one rendition.
 
 Decodes the segment (single thread), keeps exactly the frames the spec lists, scales them with
 libavfilter (the same scaler the ffmpeg CLI uses) and encodes with the job's codec single-threaded

@@ -33,9 +33,11 @@ def test_codec_in_output_with_idrs_on_the_gop_grid_in_every_rung(clip, encoded, 
     assert [r.name for r in res.renditions] == ["240p", "360p"]
     name, tag = CODECS[codec]
     keys = {}
+    source_times = checks.video_pts(clip("h264_640x360"), zero_based=True)
     for r, path in _outputs(res):
         assert _codec_name(path) == (name, tag), f"{r.name}: {_codec_name(path)}"
         assert checks.frame_count(path) == 60
+        assert checks.video_pts(path, zero_based=True) == source_times, f"{r.name}: timestamps moved"
         assert checks.decodes_cleanly(path)
         keys[r.name] = checks.keyframe_times(path)
     assert keys["240p"] == keys["360p"] == [0.0, 0.6, 1.0, 1.2, 1.8], keys
