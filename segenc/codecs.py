@@ -169,3 +169,27 @@ def configure(cc, frame: av.VideoFrame, spec: ChunkSpec) -> str:
 def mp4_tag(codec_name: str) -> str | None:
     """The MP4 sample entry to force for a stream of FFmpeg codec ``codec_name`` (None: the default)."""
     return MP4_TAGS.get(codec_name)
+
+
+def rfc6381(path) -> str:
+    """The RFC 6381 ``CODECS`` string of an MP4's (or fMP4 init's) video track, from its sample
+    entry's configuration record: ``avc1.64001F``, ``hvc1.2.4.L93.B0``, ``av01.0.04M.10``.
+    For HLS/DASH playlists (EXT-X-STREAM-INF CODECS, the MPD's codecs attribute)."""
+    with av.open(str(path), "r", container_options={"protocol_whitelist": "file"}) as c:
+        v = c.streams.video[0]
+        name, rec = v.codec_context.name, bytes(v.codec_context.extradata or b"")
+    if name == "h264" and len(rec) >= 4 and rec[0] == 1:  # avcC
+        return f"avc1.{rec[1]:02X}{rec[2]:02X}{rec[3]:02X}"
+    if name == "hevc" and len(rec) >= 13 and rec[0] == 1:  # hvcC
+        space, tier, profile = rec[1] >> 6, (rec[1] >> 5) & 1, rec[1] & 0x1F
+        compat = int.from_bytes(rec[2:6], "big")
+        compat = int(f"{compat:032b}"[::-1], 2)  # the flags in reverse bit order, as hex
+        constraints = rec[6:12].rstrip(b"\x00")
+        tail = "".join(f".{b:02X}" for b in constraints)
+        return f"hvc1.{'' if space == 0 else 'ABC'[space - 1]}{profile}.{compat:X}.{'LH'[tier]}{rec[12]}{tail}"
+    if name in ("av1", "libdav1d") and len(rec) >= 4 and rec[0] & 0x80:  # av1C
+        profile, level = rec[1] >> 5, rec[1] & 0x1F
+        tier, high, twelve = rec[2] >> 7, (rec[2] >> 6) & 1, (rec[2] >> 5) & 1
+        depth = 12 if twelve else 10 if high else 8
+        return f"av01.{profile}.{level:02d}{'MH'[tier]}.{depth:02d}"
+    raise ValueError(f"{path}: no configuration record to derive a CODECS string from ({name})")

@@ -3,16 +3,22 @@ per-rung peak-rate caps, colour and bit depth carried from the source."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import av
 import pytest
 
 import segenc
+from segenc.codecs import rfc6381
 from segenc.settings import Settings
 from tests import checks
 
 CODECS = {"h264": ("h264", "avc1"), "hevc": ("hevc", "hvc1"), "av1": ("av1", "av01")}
+# RFC 6381 CODECS strings (for playlists): H.264 High, Main or (x264 ultrafast) Constrained Baseline;
+# HEVC Main (1.6) / Main10 (2.4); AV1 Main profile with its depth.
+RFC6381 = {"h264": r"avc1\.(64|4D|42)[0-9A-F]{4}", "hevc": r"hvc1\.1\.6\.L\d+(\.[0-9A-F]{2})*", "av1": r"av01\.0\.\d\dM\.08"}
+RFC6381_10BIT = {"hevc": r"hvc1\.2\.4\.L\d+(\.[0-9A-F]{2})*", "av1": r"av01\.0\.\d\dM\.10"}
 
 
 def _outputs(res):
@@ -39,6 +45,7 @@ def test_codec_in_output_with_idrs_on_the_gop_grid_in_every_rung(clip, encoded, 
         assert checks.frame_count(path) == 60
         assert checks.video_pts(path, zero_based=True) == source_times, f"{r.name}: timestamps moved"
         assert checks.decodes_cleanly(path)
+        assert re.fullmatch(RFC6381[codec], rfc6381(path)), rfc6381(path)
         keys[r.name] = checks.keyframe_times(path)
     assert keys["240p"] == keys["360p"] == [0.0, 0.6, 1.0, 1.2, 1.8], keys
 
@@ -106,6 +113,7 @@ def test_hdr_10bit_keeps_depth_and_signalling(clip, encoded, codec, source, trc)
     got = checks.first_frame_colour(out / "240p.mp4")
     assert got == {"pix_fmt": "yuv420p10le", "color_primaries": 9, "color_trc": trc, "colorspace": 9,
                    "color_range": 1}, got
+    assert re.fullmatch(RFC6381_10BIT[codec], rfc6381(out / "240p.mp4")), rfc6381(out / "240p.mp4")
     if codec == "hevc":
         with av.open(str(out / "240p.mp4")) as c:
             assert c.streams.video[0].codec_context.profile == "Main 10"
