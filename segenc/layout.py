@@ -8,7 +8,8 @@ All paths are relative to a storage root (a worker's ``--tmp-dir``, or a private
     work/<job>/plan.json                 the plan: segments, chunks and the tasks sent
     work/<job>/timings.json              probe/plan/split seconds, for the manifest
     work/<job>/segments/s0000.mkv        one keyframe-aligned segment of the source
-    work/<job>/audio-source.mka          the source's audio track, remuxed
+    work/<job>/audio-source.mka          the source's audio tracks, remuxed
+    work/<job>/subtitles.mp4             the source's mov_text subtitle tracks, remuxed
     work/<job>/chunks/<rung>/s0000.ts    one segment encoded to one rendition (.nut for AV1)
     work/<job>/audio.m4a                 the encoded audio track
     encoded/<job>/<rung>.mp4             a finished rendition
@@ -52,6 +53,10 @@ def chunk(workdir: str, rendition: str, index: int, ext: str = "ts") -> str:
 
 def audio_source(workdir: str) -> str:
     return f"{workdir}/audio-source.mka"
+
+
+def subtitles_source(workdir: str) -> str:
+    return f"{workdir}/subtitles.mp4"
 
 
 def audio_output(workdir: str) -> str:

@@ -168,6 +168,12 @@ class MediaInfo(_Json):
     color_trc: int = 2
     colorspace: int = 2
     color_range: int = 0
+    # Tracks and tags carried to the outputs: every audio stream (languages in stream order,
+    # "und" when untagged), the mov_text subtitle streams' languages, and the container title.
+    audio_languages: tuple[str, ...] = ()
+    audio_titles: tuple[str, ...] = ()
+    subtitle_languages: tuple[str, ...] = ()
+    title: str | None = None
 
     @property
     def tb(self) -> Fraction:
@@ -272,11 +278,12 @@ class Plan(_Json):
     renditions: tuple[Rendition, ...]
     segments: tuple[Segment, ...]
     chunks: tuple[ChunkSpec, ...]
-    audio: ChunkSpec | None
+    audio: ChunkSpec | None  # one task encodes every audio track (each once) into one file
     workdir: str
     audio_source: str | None
     tasks: tuple[Task, ...] = ()  # what the runner sends: decided once, here (see plan.group_tasks)
     workers: int | None = None  # the encoder processes the tasks were balanced for
+    subtitles_source: str | None = None  # the source's mov_text tracks, copied by split
 
     _nested = {"info": MediaInfo, "settings": Settings, "renditions": Rendition, "segments": Segment,
                "chunks": ChunkSpec, "audio": ChunkSpec, "tasks": Task}

@@ -153,7 +153,7 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
         audio = ChunkSpec(
             job_id=job_id, chunk_id="audio", kind="audio", source=layout.audio_source(workdir),
             output=layout.audio_output(workdir), settings=settings, duration=info.duration,
-            cost=info.duration * AUDIO_COST_PER_SECOND,
+            cost=info.duration * AUDIO_COST_PER_SECOND * max(1, len(info.audio_languages)),
         )
     groups = group_tasks(chunks, audio, settings.granularity, workers)
     return Plan(
@@ -162,6 +162,7 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
         audio_source=audio.source if audio else None,
         tasks=tuple(Task(task_id(g), tuple(c.chunk_id for c in g), task_cost(g)) for g in groups),
         workers=workers,
+        subtitles_source=layout.subtitles_source(workdir) if info.subtitle_languages else None,
     )
 
 

@@ -81,6 +81,7 @@ def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
         nstreams, container_name, codec = len(c.streams), c.format.name, cc.codec.canonical_name
         tb, sar, avg = vs.time_base, vs.sample_aspect_ratio or Fraction(1), vs.average_rate or vs.guessed_rate
         audio = _audio_facts(aud)
+        tracks = _tracks(c)
 
     order = sorted(set(pts))
     if len(order) != len(pts):
@@ -135,6 +136,7 @@ def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
         **audio,
         size=path.stat().st_size,
         **first_frame["colour"],
+        **tracks,
     )
 
 
@@ -149,6 +151,22 @@ def _audio_facts(aud) -> dict:
         "audio_channels": cc.channels,
         "audio_duration": float(aud.duration * aud.time_base) if aud.duration else None,
     }
+
+
+def _tracks(c) -> dict:
+    """Languages and titles of the audio streams, languages of the mov_text subtitle streams, title."""
+    audio = [a for a in c.streams.audio if a.codec_context.sample_rate]
+    return {
+        "audio_languages": tuple(_language(a) for a in audio),
+        "audio_titles": tuple(a.metadata.get("title") or a.metadata.get("name") or "" for a in audio),
+        "subtitle_languages": tuple(_language(s) for s in c.streams.subtitles if s.codec_context.name == "mov_text"),
+        "title": c.metadata.get("title") or None,
+    }
+
+
+def _language(stream) -> str:
+    lang = (stream.metadata.get("language") or "und").strip()
+    return lang if lang.isalpha() and len(lang) == 3 else "und"
 
 
 def _check_size(name: str, w: int, h: int, limits: Limits) -> None:
