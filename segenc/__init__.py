@@ -25,5 +25,6 @@ __all__ = [
     "MediaInfo", "Plan", "Segment", "Rendition", "ChunkSpec", "ChunkResult", "EncodeResult", "RenditionResult",
     "DEFAULT_LADDER",
     "SegencError", "InputError", "NotAVideoError", "UnsupportedInputError", "CorruptInputError",
-    "LimitExceededError", "IncompatibleError", "EncodeError", "IntegrityError", "StorageError", "JobFailed", "JobCancelled",
+    "LimitExceededError", "IncompatibleError", "EncodeError", "IntegrityError", "StorageError", "JobFailed",
+    "JobCancelled",
 ]

@@ -22,6 +22,7 @@ from .split import audio_start_key
 from .storage import atomic_path, resolve
 
 FRAME = 1024  # AAC frame size
+AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
 
 
 def encode_audio(spec: ChunkSpec, root: str | os.PathLike, report: Reporter = null_reporter,
@@ -62,7 +63,7 @@ def _open(src):
 def _track_output(ic, k: int, oc, spec: ChunkSpec, tags: dict):
     ist = ic.streams.audio[k]
     rate = ist.codec_context.sample_rate
-    rate = rate if rate in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000) else 48000
+    rate = rate if rate in AAC_RATES else 48000
     layout = "mono" if ist.codec_context.channels == 1 else "stereo"
     ost = oc.add_stream("aac", rate=rate, layout=layout)
     ost.bit_rate = spec.settings.audio_bitrate

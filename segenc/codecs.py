@@ -147,7 +147,8 @@ def encoder_options(spec: ChunkSpec) -> dict[str, str]:
             opts["x265-params"] += f":vbv-init={VBV_INIT}"
         else:
             ms = round(1000 * bufsize / rend.maxrate)
-            opts["svtav1-params"] += f":mbr-overshoot-pct=0:buf-sz={ms}:buf-initial-sz={round(ms * VBV_INIT)}:buf-optimal-sz={round(ms * VBV_INIT)}"
+            start = round(ms * VBV_INIT)
+            opts["svtav1-params"] += f":mbr-overshoot-pct=0:buf-sz={ms}:buf-initial-sz={start}:buf-optimal-sz={start}"
     return opts
 
 

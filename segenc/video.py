@@ -3,8 +3,9 @@
 Decodes the segment (single thread), keeps exactly the frames the spec lists, scales them with
 libavfilter (the same scaler the ffmpeg CLI uses) and encodes with the job's codec single-threaded
 (see segenc.codecs), so N worker processes keep N cores busy. IDRs fall at the chunk's first frame
-and at every multiple of the job's gop in source time, the same in every rung. Output timestamps are the source's, exactly: the segment's
-Matroska timestamps (1 ms) only identify frames, the spec's ``frame_pts`` give their times.
+and at every multiple of the job's gop in source time, the same in every rung. Output timestamps
+are the source's, exactly: the segment's Matroska timestamps (1 ms) only identify frames, the
+spec's ``frame_pts`` give their times.
 """
 
 from __future__ import annotations

@@ -59,7 +59,8 @@ def _accept(job_id: str, folder):
             raise OptionError(f"unknown file field(s) {', '.join(extra_files)}; the upload is the one field 'file'",
                               extra_files[0], ["file"])
         if repeated:
-            raise OptionError(f"field(s) {', '.join(repeated)} given more than once", repeated[0], FIELDS.get(repeated[0]))
+            raise OptionError(f"field(s) {', '.join(repeated)} given more than once", repeated[0],
+                              FIELDS.get(repeated[0]))
         settings, ladder = job_options(request.form.to_dict())
     except OptionError as exc:
         shutil.rmtree(folder, ignore_errors=True)

@@ -17,7 +17,8 @@ from tests import checks
 CODECS = {"h264": ("h264", "avc1"), "hevc": ("hevc", "hvc1"), "av1": ("av1", "av01")}
 # RFC 6381 CODECS strings (for playlists): H.264 High, Main or (x264 ultrafast) Constrained Baseline;
 # HEVC Main (1.6) / Main10 (2.4); AV1 Main profile with its depth.
-RFC6381 = {"h264": r"avc1\.(64|4D|42)[0-9A-F]{4}", "hevc": r"hvc1\.1\.6\.L\d+(\.[0-9A-F]{2})*", "av1": r"av01\.0\.\d\dM\.08"}
+RFC6381 = {"h264": r"avc1\.(64|4D|42)[0-9A-F]{4}", "hevc": r"hvc1\.1\.6\.L\d+(\.[0-9A-F]{2})*",
+           "av1": r"av01\.0\.\d\dM\.08"}
 RFC6381_10BIT = {"hevc": r"hvc1\.2\.4\.L\d+(\.[0-9A-F]{2})*", "av1": r"av01\.0\.\d\dM\.10"}
 
 
