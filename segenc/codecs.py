@@ -1,6 +1,8 @@
 """codecs: what each output codec needs from the encoder, in one place.
 
     h264  libx264    8-bit 4:2:0, High profile; HDR sources are refused (see check_source)
+    HDR10 mastering-display and content-light metadata (frame side data) go to x265 and SVT-AV1 as
+    parameters (see hdr_params)
     hevc  libx265    8 or 10-bit 4:2:0 (Main / Main10, following the source), tagged hvc1 in MP4
     av1   libsvtav1  8 or 10-bit 4:2:0 (Main), NUT chunks: this FFmpeg cannot put AV1 in MPEG-TS, and
                      Matroska rounds timestamps to 1 ms (NUT keeps the source time base exactly)
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 from fractions import Fraction
 
 import av
@@ -164,7 +167,42 @@ def configure(cc, frame: av.VideoFrame, spec: ChunkSpec) -> str:
             setattr(cc, attr, value)
     if frame.color_range:
         cc.color_range = frame.color_range
+    extra = hdr_params(frame, spec.settings.codec)
+    if extra:
+        key = {"hevc": "x265-params", "av1": "svtav1-params"}[spec.settings.codec]
+        opts = dict(cc.options)
+        opts[key] = ":".join(filter(None, (opts.get(key), extra)))
+        cc.options = opts
     return fmt
+
+
+def hdr_params(frame: av.VideoFrame, codec: str) -> str:
+    """The encoder parameters that carry the source's HDR10 static metadata (mastering display
+    colour volume, content light level) from the first decoded frame's side data; "" if none."""
+    if codec not in HDR_CODECS or HDR_TRANSFERS.get(frame.color_trc) is None:
+        return ""
+    md = cll = None
+    for sd in frame.side_data:
+        name = str(sd.type).rpartition(".")[2]
+        if name == "MASTERING_DISPLAY_METADATA":
+            md = struct.unpack("<22i", bytes(sd)[:88])
+        elif name == "CONTENT_LIGHT_LEVEL":
+            cll = struct.unpack("<2I", bytes(sd)[:8])
+    parts = []
+    if md is not None and md[20] and md[21]:  # has_primaries, has_luminance
+        q = [Fraction(md[i], md[i + 1] or 1) for i in range(0, 20, 2)]  # R G B (x,y), WP (x,y), min, max
+        r, g, b, wp, lum = q[0:2], q[2:4], q[4:6], q[6:8], (q[9], q[8])
+        if codec == "hevc":  # chromaticity in 0.00002, luminance in 0.0001 cd/m2
+            xy = lambda p: f"({round(p[0] * 50000)},{round(p[1] * 50000)})"  # noqa: E731
+            parts.append(f"master-display=G{xy(g)}B{xy(b)}R{xy(r)}WP{xy(wp)}"
+                         f"L({round(lum[0] * 10000)},{round(lum[1] * 10000)})")
+        else:
+            xy = lambda p: f"({float(p[0]):.4f},{float(p[1]):.4f})"  # noqa: E731
+            parts.append(f"mastering-display=G{xy(g)}B{xy(b)}R{xy(r)}WP{xy(wp)}"
+                         f"L({float(lum[0]):.4f},{float(lum[1]):.4f})")
+    if cll is not None and any(cll):
+        parts.append(f"max-cll={cll[0]},{cll[1]}" if codec == "hevc" else f"content-light={cll[0]},{cll[1]}")
+    return ":".join(parts)
 
 
 def mp4_tag(codec_name: str) -> str | None:

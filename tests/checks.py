@@ -425,6 +425,22 @@ def peak_bits(path: str | os.PathLike, window: float = 2.0) -> int:
     return max(sum(b for u, b in pk[i:] if u < t + window) for i, (t, _) in enumerate(pk))
 
 
+def hdr10_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The first decoded frame's mastering display (R G B WP x/y, min/max cd/m2) and content light
+    level (MaxCLL, MaxFALL), as numbers rounded for comparison; keys absent when the frame has none."""
+    with av.open(str(path)) as c:
+        f = next(c.decode(video=0))
+    out: dict[str, Any] = {}
+    for sd in f.side_data:
+        name = str(sd.type).rpartition(".")[2]
+        if name == "MASTERING_DISPLAY_METADATA":
+            v = struct.unpack("<22i", bytes(sd)[:88])
+            out["mastering"] = tuple(round(v[i] / (v[i + 1] or 1), 3) for i in range(0, 20, 2))
+        elif name == "CONTENT_LIGHT_LEVEL":
+            out["light"] = struct.unpack("<2I", bytes(sd)[:8])
+    return out
+
+
 def first_frame_colour(path: str | os.PathLike) -> dict[str, Any]:
     """Pixel format and colour tags of the first decoded video frame."""
     with av.open(str(path)) as c:

@@ -74,6 +74,10 @@ _ASS_HEADER = (b"[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288
 # Colour tags (FFmpeg's AVColorPrimaries / Transfer / Space / Range numbers) for make_clip(colour=).
 BT709 = {"color_primaries": 1, "color_trc": 1, "colorspace": 1, "color_range": 1}
 HDR10_PQ = {"color_primaries": 9, "color_trc": 16, "colorspace": 9, "color_range": 1}
+# x265 parameters of HDR10 static metadata: a P3 mastering display of 1000 / 0.005 cd/m2, MaxCLL
+# 1000, MaxFALL 400 (as frame side data: primaries x/y, luminance in cd/m2).
+HDR10_MASTERING = ("master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50):"
+                   "max-cll=1000,400")
 HLG = {"color_primaries": 9, "color_trc": 18, "colorspace": 9, "color_range": 1}
 
 
@@ -230,6 +234,7 @@ def make_clip(
     audio_titles: tuple[str, ...] = (),
     subtitles: tuple[str, ...] = (),
     title: str | None = None,
+    hdr10_metadata: bool = False,
 ) -> Path:
     """Encode a synthetic clip and return its path.
 
@@ -254,6 +259,7 @@ def make_clip(
         a different pitch); audio_titles: their titles.
     subtitles: one mov_text track per language (MP4/MOV only), each with SUBTITLE_CUES.
     title: the container's title tag.
+    hdr10_metadata: (libx265) write HDR10_MASTERING mastering-display and content-light SEI.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -277,7 +283,10 @@ def make_clip(
     container_options = {"movflags": "+faststart"} if faststart and container in ("mp4", "mov", "ipod") else {}
     out = av.open(str(path), "w", format=container, options=container_options)
     try:
-        vs = out.add_stream(codec, rate=rate, options=_video_options(codec, gop_frames, bframes, crf))
+        options = _video_options(codec, gop_frames, bframes, crf)
+        if hdr10_metadata:
+            options["x265-params"] += ":" + HDR10_MASTERING
+        vs = out.add_stream(codec, rate=rate, options=options)
         vs.width = width
         vs.height = height
         vs.pix_fmt = pix_fmt

@@ -42,7 +42,7 @@ CLIPS: dict[str, tuple[str, dict[str, Any]]] = {
     "vfr_mkv": ("vfr.mkv", {"vfr": True}),
     # colour-tagged sources (the pictures are the same pattern; only the signalling differs)
     "hdr10_mkv": ("hdr10.mkv", {"codec": "libx265", "pix_fmt": "yuv420p10le", "colour": mediagen.HDR10_PQ,
-                                "audio": False}),
+                                "audio": False, "hdr10_metadata": True}),
     "hlg_mkv": ("hlg.mkv", {"codec": "libx265", "pix_fmt": "yuv420p10le", "colour": mediagen.HLG, "audio": False}),
     "bt709_mp4": ("bt709.mp4", {"colour": mediagen.BT709, "audio": False}),
     # two audio tracks (eng, fra), two mov_text tracks, a title; video starts 0.2 s after the audio

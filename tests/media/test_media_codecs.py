@@ -115,6 +115,10 @@ def test_hdr_10bit_keeps_depth_and_signalling(clip, encoded, codec, source, trc)
     assert got == {"pix_fmt": "yuv420p10le", "color_primaries": 9, "color_trc": trc, "colorspace": 9,
                    "color_range": 1}, got
     assert re.fullmatch(RFC6381_10BIT[codec], rfc6381(out / "240p.mp4")), rfc6381(out / "240p.mp4")
+    if source == "hdr10_mkv":  # the HDR10 static metadata too (mastering display, content light)
+        want = checks.hdr10_metadata(clip(source))
+        assert want["light"] == (1000, 400) and want["mastering"][-1] == 1000, f"generator wrote {want}"
+        assert checks.hdr10_metadata(out / "240p.mp4") == want
     if codec == "hevc":
         with av.open(str(out / "240p.mp4")) as c:
             assert c.streams.video[0].codec_context.profile == "Main 10"
