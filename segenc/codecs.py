@@ -1,11 +1,13 @@
 """codecs: what each output codec needs from the encoder, in one place.
 
     h264  libx264    8-bit 4:2:0, High profile; HDR sources are refused (see check_source)
-    HDR10 mastering-display and content-light metadata (frame side data) go to x265 and SVT-AV1 as
-    parameters (see hdr_params)
     hevc  libx265    8 or 10-bit 4:2:0 (Main / Main10, following the source), tagged hvc1 in MP4
     av1   libsvtav1  8 or 10-bit 4:2:0 (Main), NUT chunks: this FFmpeg cannot put AV1 in MPEG-TS, and
                      Matroska rounds timestamps to 1 ms (NUT keeps the source time base exactly)
+
+Colour: primaries, transfer, matrix and range follow the source's first decoded frame; HDR10
+mastering-display and content-light metadata (its side data) go to x265 and SVT-AV1 as
+parameters (see hdr_params).
 
 Keyframes: an IDR at the first frame of every chunk and at the first frame at or after every
 multiple of ``Settings.gop`` seconds of source time. Both depend on the source's timestamps only,
