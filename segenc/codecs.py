@@ -138,7 +138,8 @@ def encoder_options(spec: ChunkSpec) -> dict[str, str]:
         opts = {"preset": s.preset, "crf": crf, "forced-idr": "1",
                 "x265-params": f"log-level=error:pools=none:frame-threads=1:scenecut=0:open-gop=0:keyint={k}"}
     else:
-        opts = {"preset": str(SVT_PRESETS[s.preset]), "crf": crf, "svtav1-params": "lp=1:scd=0"}
+        # CRF through svtav1-params: the wrapper's own crf option is an integer (40.5 became 40).
+        opts = {"preset": str(SVT_PRESETS[s.preset]), "svtav1-params": f"crf={crf}:lp=1:scd=0"}
     if rend.maxrate:
         bufsize = rend.bufsize or 2 * rend.maxrate
         opts["maxrate"] = str(rend.maxrate)

@@ -63,6 +63,24 @@ def test_float_crf_reaches_x264(encoded):
     assert float(checks.x264_options(out / "240p.mp4")["crf"]) == 18.5
 
 
+def test_float_crf_reaches_x265(encoded):
+    res, out = encoded("h264_mp4", ladder=("240p",), chunk_seconds=1.0, settings=Settings(codec="hevc", crf=30.5))
+    data = (out / "240p.mp4").read_bytes()
+    sei = data[data.find(b"x265 (build"):][:4000]
+    assert b" crf=30.5 " in sei, sei[:200]
+
+
+def test_float_crf_reaches_svtav1(encoded):
+    # SVT-AV1 writes no settings into the stream: a fractional CRF must give a third, different
+    # encode between its neighbours (the FFmpeg wrapper's own crf option would round 40.5 to 40).
+    sizes = {}
+    for crf in (40, 40.5, 41):
+        res, out = encoded("h264_640x360", ladder=("360p",), chunk_seconds=1.0,
+                           settings=Settings(codec="av1", crf=crf, preset="ultrafast"))
+        sizes[crf] = (out / "360p.mp4").read_bytes()
+    assert len({sizes[40], sizes[40.5], sizes[41]}) == 3, "CRF 40.5 encoded like one of its neighbours"
+
+
 def test_settings_refuse_bad_values():
     with pytest.raises(ValueError, match="h264, hevc, av1"):
         Settings(codec="vp8")
