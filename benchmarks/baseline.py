@@ -43,13 +43,46 @@ def ladder_filter(ladder: Sequence[str], scaler: str = "bicubic") -> str:
     return ";".join(parts)
 
 
+# x264's speed names -> SVT-AV1 presets, as segenc.codecs.SVT_PRESETS (copied: no segenc import here).
+SVT_PRESETS = {"ultrafast": 12, "superfast": 11, "veryfast": 10, "faster": 9, "fast": 8, "medium": 7,
+               "slow": 5, "slower": 4, "veryslow": 2, "placebo": 1}
+
+
+def video_args(codec: str, preset: str, crf: float, gop: float | None, threads: int | None) -> list[str]:
+    """The encoder arguments of one rung, matching what segenc.codecs gives each codec: the same
+    speed, CRF, profile/tag, and with ``gop`` an IDR at every multiple of it with scene cuts off."""
+    q = f"{float(crf):g}"
+    if codec == "h264":
+        args = ["-c:v", "libx264", "-preset", preset, "-crf", q, "-profile:v", "high", "-pix_fmt", "yuv420p"]
+        if gop:
+            args += ["-sc_threshold", "0"]
+    elif codec == "hevc":
+        params = "log-level=error" + (":scenecut=0:open-gop=0" if gop else "")
+        # forced-idr: else a forced keyframe is a non-IDR I frame (not a keyframe in the MP4)
+        args = ["-c:v", "libx265", "-preset", preset, "-crf", q, "-forced-idr", "1", "-tag:v", "hvc1",
+                "-pix_fmt", "yuv420p", "-x265-params", params]
+    elif codec == "av1":
+        # CRF through svtav1-params: the wrapper's -crf is an integer
+        args = ["-c:v", "libsvtav1", "-preset", str(SVT_PRESETS.get(preset, preset)), "-pix_fmt", "yuv420p",
+                "-svtav1-params", f"crf={q}"]
+    else:
+        raise ValueError(f"codec must be h264, hevc or av1, got {codec!r}")
+    if gop:
+        args += ["-force_key_frames", f"expr:gte(t,n_forced*{gop:g})"]
+    if threads is not None:
+        args += ["-threads:v", str(threads)]
+    return args
+
+
 def ladder_command(exe: str, source: str | Path, out_dir: str | Path, ladder: Sequence[str] = DEFAULT_LADDER, *,
-                   preset: str = "veryfast", crf: int = 23, audio_bitrate: int = 128_000, scaler: str = "bicubic",
-                   threads: int | None = None, audio: bool = True) -> tuple[list[str], dict[str, Path]]:
+                   preset: str = "veryfast", crf: float = 23, audio_bitrate: int = 128_000, scaler: str = "bicubic",
+                   threads: int | None = None, audio: bool = True, codec: str = "h264",
+                   gop: float | None = None) -> tuple[list[str], dict[str, Path]]:
     """The one-process ffmpeg ladder command and the output path of each rung.
 
-    ``threads=None`` leaves the decoder, filters and libx264 at their defaults (auto); ``threads=N``
-    caps all of them at N threads (1: the single-threaded baseline).
+    ``threads=None`` leaves the decoder, filters and encoders at their defaults (auto); ``threads=N``
+    caps all of them at N threads (1: the single-threaded baseline). ``gop`` (seconds) forces IDRs
+    on the same grid as segenc's ``Settings.gop``; None leaves the encoder's own keyframe choice.
     """
     out_dir = Path(out_dir)
     cmd = [exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
@@ -63,9 +96,7 @@ def ladder_command(exe: str, source: str | Path, out_dir: str | Path, ladder: Se
         cmd += ["-map", f"[o{i}]"]
         if audio:
             cmd += ["-map", "0:a:0?"]
-        cmd += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-profile:v", "high", "-pix_fmt", "yuv420p"]
-        if threads is not None:
-            cmd += ["-threads:v", str(threads)]
+        cmd += video_args(codec, preset, crf, gop, threads)
         if audio:
             cmd += ["-c:a", "aac", "-b:a", str(audio_bitrate)]
         cmd += ["-movflags", "+faststart", str(out)]

@@ -66,7 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="segenc's local pool size (default: segenc's, all cores); celery1/celery2 fix theirs")
     g.add_argument("--chunk-seconds", type=float, default=None, help="segenc chunk length (default: segenc's)")
     g.add_argument("--preset", default=None, help="x264 preset for all (default: segenc's Settings, veryfast)")
-    g.add_argument("--crf", type=int, default=None, help="CRF for all (default: segenc's Settings, 23)")
+    g.add_argument("--crf", type=float, default=None, help="CRF for all (default: segenc's Settings, 23)")
+    g.add_argument("--codec", choices=("h264", "hevc", "av1"), default=None,
+                   help="codec for all (default: segenc's Settings, h264); the ffmpeg CLI gets the same gop grid")
 
     options.add_run_arguments(g)
 
@@ -83,9 +85,11 @@ def _settings_defaults() -> dict[str, Any]:
         from segenc.settings import Settings
 
         s = Settings()
-        return {"preset": s.preset, "crf": s.crf, "audio_bitrate": s.audio_bitrate, "scaler": s.scaler}
+        return {"preset": s.preset, "crf": s.crf, "audio_bitrate": s.audio_bitrate, "scaler": s.scaler,
+                "codec": s.codec, "gop": s.gop}
     except Exception:
-        return {"preset": "veryfast", "crf": 23, "audio_bitrate": 128_000, "scaler": "bicubic"}
+        return {"preset": "veryfast", "crf": 23, "audio_bitrate": 128_000, "scaler": "bicubic", "codec": "h264",
+                "gop": 2.0}
 
 
 # ----------------------------------------------------------------------------- variants
@@ -116,7 +120,7 @@ def _ffmpeg_run(exe: str, src: Path, work: Path, ladder: Sequence[str], enc: dic
         out.mkdir(parents=True)
         cmd, outputs = baseline.ladder_command(exe, src, out, ladder, preset=enc["preset"], crf=enc["crf"],
                                                audio_bitrate=enc["audio_bitrate"], scaler=enc["scaler"],
-                                               threads=threads)
+                                               threads=threads, codec=enc.get("codec", "h264"), gop=enc.get("gop"))
         m = runs.run_measured(cmd, variant=name, log_path=work / f"{name}-r{rnd}.log", timeout=timeout)
         m.extra["command"] = cmd
         m.extra["threads"] = threads
@@ -878,9 +882,10 @@ def run(args: argparse.Namespace) -> int:
     exe = inputs.ffmpeg_exe()
     enc = _settings_defaults()
     seg_settings: dict[str, Any] | None = None
-    if args.preset or args.crf is not None:
-        enc.update({k: v for k, v in (("preset", args.preset), ("crf", args.crf)) if v is not None})
-        seg_settings = {k: v for k, v in (("preset", args.preset), ("crf", args.crf)) if v is not None}
+    if args.preset or args.crf is not None or args.codec:
+        chosen = (("preset", args.preset), ("crf", args.crf), ("codec", args.codec))
+        enc.update({k: v for k, v in chosen if v is not None})
+        seg_settings = {k: v for k, v in chosen if v is not None}
     mach = machine.machine_info(exe)
     print(f"machine: {machine.machine_line(mach)}")
     if mach["cores"] != 2:
@@ -1069,7 +1074,7 @@ def _argv_repr(args: argparse.Namespace) -> list[str]:
     out = [f"--flavour {args.flavour}"] if args.flavour != "both" else []
     if args.quick:
         out.append("--quick")
-    for k in ("seconds", "size", "fps", "workers", "chunk_seconds", "preset", "crf"):
+    for k in ("seconds", "size", "fps", "workers", "chunk_seconds", "preset", "crf", "codec"):
         v = getattr(args, k, None)
         if v is not None:
             out.append(f"--{k.replace('_', '-')} {v}")

@@ -3,8 +3,8 @@
 probe -> plan -> split -> encode (N chunks, in parallel) -> concat -> package.
 """
 
-from .errors import (CorruptInputError, EncodeError, InputError, IntegrityError, JobCancelled, JobFailed,
-                     LimitExceededError, NotAVideoError, SegencError, StorageError, UnsupportedInputError)
+from .errors import (CorruptInputError, EncodeError, IncompatibleError, InputError, IntegrityError, JobCancelled,
+                     JobFailed, LimitExceededError, NotAVideoError, SegencError, StorageError, UnsupportedInputError)
 from .model import (DEFAULT_LADDER, ChunkResult, ChunkSpec, EncodeResult, MediaInfo, Plan, Rendition,
                     RenditionResult, Segment)
 from .pipeline import encode
@@ -25,5 +25,6 @@ __all__ = [
     "MediaInfo", "Plan", "Segment", "Rendition", "ChunkSpec", "ChunkResult", "EncodeResult", "RenditionResult",
     "DEFAULT_LADDER",
     "SegencError", "InputError", "NotAVideoError", "UnsupportedInputError", "CorruptInputError",
-    "LimitExceededError", "EncodeError", "IntegrityError", "StorageError", "JobFailed", "JobCancelled",
+    "LimitExceededError", "IncompatibleError", "EncodeError", "IntegrityError", "StorageError", "JobFailed",
+    "JobCancelled",
 ]

@@ -1,4 +1,4 @@
-"""Command line: ``segenc encode`` and ``segenc probe``.
+"""Command line: ``segenc encode``, ``segenc probe`` and ``segenc presets``.
 
 Exit status: 0 success, 2 bad input (one ``error:`` line on stderr), 1 any other failure,
 130 interrupted.
@@ -13,9 +13,10 @@ import sys
 import time
 
 from .errors import InputError, SegencError
-from .model import DEFAULT_LADDER, RUNGS
+from .model import DEFAULT_LADDER
+from .presets import PRESETS, OptionError, job_options, listing
 from .progress import ProgressEvent, Tracker
-from .settings import GRANULARITIES, X264_PRESETS, Settings
+from .settings import CODECS, GRANULARITIES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,22 +37,31 @@ def _fail(msg: str, code: int) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="segenc", description="Segment-parallel H.264 ladder encoder.")
+    p = argparse.ArgumentParser(prog="segenc", description="Segment-parallel H.264/HEVC/AV1 ladder encoder.")
     sub = p.add_subparsers(dest="command", required=True)
-    e = sub.add_parser("encode", help="encode a video to an H.264 ladder",
+    e = sub.add_parser("encode", help="encode a video to an H.264, HEVC or AV1 ladder",
                        description="Encode INPUT to OUT_DIR/<quality>.mp4 for each rung, plus manifest.json.")
     e.add_argument("input")
     e.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="output directory")
-    e.add_argument("--ladder", default=",".join(DEFAULT_LADDER), type=_ladder,
-                   help=f"comma-separated rungs (default %(default)s; known: {','.join(RUNGS)})")
+    e.add_argument("--ladder", default=None,
+                   help=f"comma-separated rungs, <height>p with an optional peak-rate cap @RATE[:BUFFER] "
+                        f"(buffer 2x unless given), e.g. 480p@1200k,720p@2800k,1080p@5M "
+                        f"(default {','.join(DEFAULT_LADDER)}, no caps)")
     e.add_argument("--chunk-seconds", type=float, default=None,
                    help="target segment length in seconds (default: automatic, 2-10 s, balanced for the workers)")
     e.add_argument("--granularity", choices=GRANULARITIES, default=None,
                    help="segment: one task per segment decodes it once for every rung (default); "
                         "rendition: one task per segment x rung (finer, decodes each segment per rung)")
     e.add_argument("--workers", type=int, default=None, help="local worker processes (default: all cores)")
-    e.add_argument("--preset", choices=X264_PRESETS, default=None, help="x264 preset (default veryfast)")
-    e.add_argument("--crf", type=int, default=None, help="x264 CRF, 0-51 (default 23)")
+    e.add_argument("--preset", default=None,
+                   help=f"a named preset ({', '.join(PRESETS)}: see 'segenc presets') or an encoder speed "
+                        f"(ultrafast .. placebo; default veryfast); other options override the preset's")
+    e.add_argument("--codec", default=None, help=f"{', '.join(CODECS)} (default h264)")
+    e.add_argument("--crf", default=None, help="constant rate factor, may be fractional: 0-51, av1 0-63 (default 23)")
+    e.add_argument("--gop", default=None, metavar="SECONDS",
+                   help="an IDR at every multiple of this many seconds, the same in every rung (default 2)")
+    e.add_argument("--audio-bitrate", default=None, metavar="RATE", help="AAC bit rate such as 128k (default 128k)")
+    e.add_argument("--no-audio", action="store_true", help="leave the audio track out")
     e.add_argument("--broker", default=None, metavar="REDIS_URL",
                    help="run the chunks on Celery workers through this Redis instead of locally")
     e.add_argument("--storage", default=None, metavar="DIR",
@@ -61,15 +71,14 @@ def _parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("probe", help="print what segenc sees in a file, as JSON")
     pr.add_argument("input")
     pr.set_defaults(func=_probe)
+    ps = sub.add_parser("presets", help="list the named presets")
+    ps.set_defaults(func=_presets)
     return p
 
 
-def _ladder(text: str) -> tuple[str, ...]:
-    rungs = tuple(q.strip() for q in text.split(",") if q.strip())
-    bad = [q for q in rungs if q not in RUNGS]
-    if bad or not rungs:
-        raise argparse.ArgumentTypeError(f"unknown rung(s) {', '.join(bad) or text!r}; known: {', '.join(RUNGS)}")
-    return rungs
+def _presets(args) -> int:
+    print(listing())
+    return 0
 
 
 def _probe(args) -> int:
@@ -83,8 +92,12 @@ def _encode(args) -> int:
     from .pipeline import encode
 
     try:
-        settings = Settings().with_(preset=args.preset, crf=args.crf, chunk_seconds=args.chunk_seconds,
-                                    granularity=args.granularity)
+        settings, ladder = job_options({"preset": args.preset, "codec": args.codec, "crf": args.crf, "gop": args.gop,
+                                        "ladder": args.ladder, "audio_bitrate": args.audio_bitrate,
+                                        "audio": False if args.no_audio else None})
+        settings = settings.with_(chunk_seconds=args.chunk_seconds, granularity=args.granularity)
+    except OptionError as exc:
+        return _fail("--" + str(exc).replace("_", "-", 1) if exc.field else str(exc), 2)
     except ValueError as exc:
         return _fail(str(exc), 2)
     runner = None
@@ -95,7 +108,7 @@ def _encode(args) -> int:
             return _fail("--broker needs --storage DIR: the storage root the workers share", 2)
         runner = CeleryRunner(args.broker, args.storage)
     bar = None if args.quiet else ProgressBar(sys.stderr)
-    result = encode(args.input, args.out, args.ladder, workers=args.workers, settings=settings,
+    result = encode(args.input, args.out, ladder, workers=args.workers, settings=settings,
                     on_progress=bar, runner=runner)
     if bar:
         bar.close()

@@ -15,13 +15,16 @@ from pathlib import Path
 
 import av
 
+from .codecs import mp4_tag
 from .errors import EncodeError, IntegrityError, storage_full
 from .model import ChunkSpec
 from .storage import atomic_path, resolve
 
 
-def concat(chunks: list[ChunkSpec], root: str | os.PathLike, out: Path, audio: str | None = None) -> dict:
-    """Stitch ``chunks`` (in order) into ``out``; returns the validated stream facts."""
+def concat(chunks: list[ChunkSpec], root: str | os.PathLike, out: Path, audio: str | None = None,
+           subtitles: str | None = None, title: str | None = None) -> dict:
+    """Stitch ``chunks`` (in order) into ``out`` with every audio stream of ``audio`` and every
+    subtitle stream of ``subtitles``; returns the validated stream facts."""
     files = [resolve(root, c.output) for c in chunks]
     folder = files[0].parent
     for c, f in zip(chunks, files):
@@ -39,7 +42,8 @@ def concat(chunks: list[ChunkSpec], root: str | os.PathLike, out: Path, audio: s
     frame = sum(c.duration for c in chunks) / max(1, expected)
     with atomic_path(out) as tmp:
         try:
-            _mux(listing, resolve(root, audio) if audio else None, tmp, frame)
+            _mux(listing, resolve(root, audio) if audio else None, tmp, frame,
+                 resolve(root, subtitles) if subtitles else None, title)
         except av.FFmpegError as exc:
             what = chunks[0].rendition.name if chunks[0].rendition else out.name
             raise storage_full(exc) or EncodeError(
@@ -49,25 +53,40 @@ def concat(chunks: list[ChunkSpec], root: str | os.PathLike, out: Path, audio: s
     return facts
 
 
-def _mux(listing: Path, audio: Path | None, tmp: Path, frame: float) -> None:
-    opts = {"safe": "1", "protocol_whitelist": "file", "format_whitelist": "concat,mpegts"}
+def _mux(listing: Path, audio: Path | None, tmp: Path, frame: float, subtitles: Path | None = None,
+         title: str | None = None) -> None:
+    opts = {"safe": "1", "protocol_whitelist": "file", "format_whitelist": "concat,mpegts,matroska,nut"}
     with av.open(str(listing), "r", format="concat", container_options=opts) as vin, \
             av.open(str(tmp), "w", format="mp4", container_options={"movflags": "+faststart"}) as oc:
         vst = vin.streams.video[0]
         ov = oc.add_stream_from_template(vst, opaque=True)
         ov.time_base = Fraction(1, 90000)
+        if mp4_tag(vst.codec_context.name):
+            ov.codec_tag = mp4_tag(vst.codec_context.name)
+        if title:
+            oc.metadata["title"] = title
         inputs = [(vin, vst, ov)]
-        ain = None
-        if audio is not None:
-            ain = av.open(str(audio), "r", format="mp4", container_options={"protocol_whitelist": "file"})
-            ast = ain.streams.audio[0]
-            oa = oc.add_stream_from_template(ast, opaque=True)
-            inputs.append((ain, ast, oa))
+        side = []  # one open per stream: each is demuxed on its own
         try:
+            for path, kind in ((audio, "audio"), (subtitles, "subtitles")):
+                if path is None:
+                    continue
+                with av.open(str(path), "r", format="mp4", container_options={"protocol_whitelist": "file"}) as c:
+                    count = len(getattr(c.streams, kind))
+                for k in range(count):
+                    c = av.open(str(path), "r", format="mp4", container_options={"protocol_whitelist": "file"})
+                    side.append(c)
+                    st = getattr(c.streams, kind)[k]
+                    o = oc.add_stream_from_template(st, opaque=True)
+                    for key in ("language", "title"):
+                        value = st.metadata.get(key) or (st.metadata.get("name") if key == "title" else None)
+                        if value:
+                            o.metadata[key] = value
+                    inputs.append((c, st, o))
             _interleave(inputs, oc, frame)
         finally:
-            if ain is not None:
-                ain.close()
+            for c in side:
+                c.close()
 
 
 def _interleave(inputs, oc, frame: float = 0.0) -> None:
@@ -90,6 +109,8 @@ def _interleave(inputs, oc, frame: float = 0.0) -> None:
         _, i = min(live)
         pkt = heads[i]
         heads[i] = next(its[i][0], None)
+        if pkt.stream.type == "subtitle" and bytes(pkt)[:2] == b"\x00\x00":
+            continue  # an empty mov_text sample (a gap): the MP4 muxer writes its own
         if i == 0 and frame > 0 and (heads[0] is None or heads[0].dts is None):
             want = int(round(frame / pkt.time_base))
             if (pkt.duration or 0) < want // 2:

@@ -6,6 +6,7 @@
     |   +-- UnsupportedInputError    a container/codec we refuse (HLS playlists, ffconcat, ...)
     |   +-- CorruptInputError        truncated or undecodable data
     |   +-- LimitExceededError       resolution, fps, duration, streams or frames over a limit
+    |   +-- IncompatibleError        a fine input the chosen codec cannot carry (HDR in H.264)
     +-- EncodeError                  a chunk, the audio track or the concat failed
     |   +-- IntegrityError           an output failed validation (frame count, timestamps)
     |   +-- StorageFullError         the storage ran out of space (ENOSPC) while writing a job's files
@@ -40,6 +41,10 @@ class CorruptInputError(InputError):
 
 
 class LimitExceededError(InputError):
+    pass
+
+
+class IncompatibleError(InputError):
     pass
 
 

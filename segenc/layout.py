@@ -8,8 +8,9 @@ All paths are relative to a storage root (a worker's ``--tmp-dir``, or a private
     work/<job>/plan.json                 the plan: segments, chunks and the tasks sent
     work/<job>/timings.json              probe/plan/split seconds, for the manifest
     work/<job>/segments/s0000.mkv        one keyframe-aligned segment of the source
-    work/<job>/audio-source.mka          the source's audio track, remuxed
-    work/<job>/chunks/<rung>/s0000.ts    one segment encoded to one rendition
+    work/<job>/audio-source.mka          the source's audio tracks, remuxed
+    work/<job>/subtitles.mp4             the source's mov_text subtitle tracks, remuxed
+    work/<job>/chunks/<rung>/s0000.ts    one segment encoded to one rendition (.nut for AV1)
     work/<job>/audio.m4a                 the encoded audio track
     encoded/<job>/<rung>.mp4             a finished rendition
     encoded/<job>/manifest.json          written last: its presence means the ladder is complete
@@ -24,7 +25,8 @@ UPLOADS, WORK, ENCODED, REMOTE = "uploads", "work", "encoded", "remote"
 PLAN_FILE = "plan.json"
 MANIFEST_FILE = "manifest.json"
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_RUNG = r"\d{3,4}p"
+RUNG_NAME = r"\d{2,4}p"  # a rendition's name: its short side in pixels (segenc.model.parse_rung)
+_RUNG = RUNG_NAME
 _INDEX = r"s\d{4}"
 
 
@@ -44,12 +46,17 @@ def segment(workdir: str, index: int) -> str:
     return f"{workdir}/segments/s{index:04d}.mkv"
 
 
-def chunk(workdir: str, rendition: str, index: int) -> str:
-    return f"{workdir}/chunks/{rendition}/s{index:04d}.ts"
+def chunk(workdir: str, rendition: str, index: int, ext: str = "ts") -> str:
+    """``ext``: the chunk container, ts (MPEG-TS) or nut (NUT, for AV1)."""
+    return f"{workdir}/chunks/{rendition}/s{index:04d}.{ext}"
 
 
 def audio_source(workdir: str) -> str:
     return f"{workdir}/audio-source.mka"
+
+
+def subtitles_source(workdir: str) -> str:
+    return f"{workdir}/subtitles.mp4"
 
 
 def audio_output(workdir: str) -> str:
@@ -110,7 +117,8 @@ def _pattern(*paths: str) -> re.Pattern:
 
 
 FETCHABLE = _pattern(segment(work_dir("<job>"), 0), audio_source(work_dir("<job>")))
-STORABLE = _pattern(chunk(work_dir("<job>"), "<rung>", 0), audio_output(work_dir("<job>")))
+STORABLE = _pattern(chunk(work_dir("<job>"), "<rung>", 0), chunk(work_dir("<job>"), "<rung>", 0, "nut"),
+                    audio_output(work_dir("<job>")))
 
 
 def fetchable(rel: str) -> bool:

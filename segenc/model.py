@@ -9,15 +9,77 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import json
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
 
+from .layout import RUNG_NAME
 from .settings import Settings
 
-# Ladder rungs by their short side: "720p" is 1280x720 landscape or 720x1280 portrait.
+# Ladder rungs by their short side: "720p" is 1280x720 landscape or 720x1280 portrait. These are
+# the common ones; any even height from RUNG_MIN to RUNG_MAX is a rung too (see parse_rung).
 RUNGS: dict[str, int] = {"240p": 240, "360p": 360, "480p": 480, "720p": 720, "1080p": 1080, "1440p": 1440, "2160p": 2160}
 DEFAULT_LADDER = ("480p", "720p", "1080p")
+RUNG_MIN, RUNG_MAX = 16, 4320
+RATE_MIN = 16_000  # bit/s: the lowest peak-rate cap accepted
+_RATE = r"(\d+(?:\.\d+)?)([kKmM]?)"
+_RUNG_SPEC = re.compile(rf"^({RUNG_NAME})(?:@{_RATE}(?::{_RATE})?)?$")
+RUNG_SYNTAX = ("<height>p with an even height from 16 to 4320, optionally @<peak rate>[:<buffer>] "
+               "such as 720p@2800k or 1080p@5M:10M (buffer 2x the rate unless given)")
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One ladder entry: ``720p``, or ``720p@2800k`` (peak rate cap; buffer 2x) or ``720p@2800k:4M``."""
+
+    name: str
+    height: int
+    maxrate: int = 0  # bit/s; 0: no cap
+    bufsize: int = 0
+
+    def spec(self) -> str:
+        if not self.maxrate:
+            return self.name
+        tail = "" if self.bufsize == 2 * self.maxrate else f":{self.bufsize}"
+        return f"{self.name}@{self.maxrate}{tail}"
+
+
+def _rate(number: str | None, unit: str | None) -> int:
+    if number is None:
+        return 0
+    return int(round(float(number) * {"": 1, "k": 1_000, "m": 1_000_000}[unit.lower()]))
+
+
+def parse_rung(text: str) -> Rung:
+    """``"720p@2800k"`` -> Rung("720p", 720, 2_800_000, 5_600_000); ValueError naming the syntax."""
+    m = _RUNG_SPEC.match(text.strip())
+    height = int(m.group(1)[:-1]) if m else 0
+    if not m or height % 2 or not RUNG_MIN <= height <= RUNG_MAX:
+        raise ValueError(f"unknown ladder rung(s) [{text!r}]; a rung is {RUNG_SYNTAX}")
+    maxrate = _rate(m.group(2), m.group(3))
+    bufsize = _rate(m.group(4), m.group(5)) or 2 * maxrate
+    if maxrate and (maxrate < RATE_MIN or bufsize < RATE_MIN):
+        raise ValueError(f"ladder rung {text!r}: a rate cap must be at least {RATE_MIN // 1000}k")
+    return Rung(f"{height}p", height, maxrate, bufsize)
+
+
+def parse_ladder(ladder: str | tuple[str, ...] | list[str]) -> tuple[Rung, ...]:
+    """A comma-separated ladder (or a sequence of rungs) -> its rungs, lowest first; one rung per height."""
+    items = [q.strip() for q in (ladder.split(",") if isinstance(ladder, str) else ladder) if q and q.strip()]
+    if not items:
+        raise ValueError(f"unknown ladder rung(s) {list(items)}: the ladder is empty; a rung is {RUNG_SYNTAX}")
+    rungs = tuple(dict.fromkeys(sorted((parse_rung(q) for q in items), key=lambda r: r.height)))
+    names = [r.name for r in rungs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"the ladder names {', '.join(twice)} more than once with different caps")
+    return rungs
+
+
+def is_rung_name(name: str) -> bool:
+    """Whether ``name`` can name a rendition (``720p``; never a path)."""
+    return bool(re.fullmatch(RUNG_NAME, name)) and RUNG_MIN <= int(name[:-1]) <= RUNG_MAX
 
 
 class _Json:
@@ -64,6 +126,8 @@ class Rendition(_Json):
     name: str
     width: int
     height: int
+    maxrate: int = 0  # peak-rate cap in bit/s (encoder VBV), 0: none
+    bufsize: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,6 +162,18 @@ class MediaInfo(_Json):
     audio_channels: int | None = None
     audio_duration: float | None = None
     size: int = 0
+    # Colour as FFmpeg names it (AVColorPrimaries / AVColorTransferCharacteristic / AVColorSpace /
+    # AVColorRange numbers; 2 or 0: unspecified), from the first decoded frame.
+    color_primaries: int = 2
+    color_trc: int = 2
+    colorspace: int = 2
+    color_range: int = 0
+    # Tracks and tags carried to the outputs: every audio stream (languages in stream order,
+    # "und" when untagged), the mov_text subtitle streams' languages, and the container title.
+    audio_languages: tuple[str, ...] = ()
+    audio_titles: tuple[str, ...] = ()
+    subtitle_languages: tuple[str, ...] = ()
+    title: str | None = None
 
     @property
     def tb(self) -> Fraction:
@@ -202,11 +278,12 @@ class Plan(_Json):
     renditions: tuple[Rendition, ...]
     segments: tuple[Segment, ...]
     chunks: tuple[ChunkSpec, ...]
-    audio: ChunkSpec | None
+    audio: ChunkSpec | None  # one task encodes every audio track (each once) into one file
     workdir: str
     audio_source: str | None
     tasks: tuple[Task, ...] = ()  # what the runner sends: decided once, here (see plan.group_tasks)
     workers: int | None = None  # the encoder processes the tasks were balanced for
+    subtitles_source: str | None = None  # the source's mov_text tracks, copied by split
 
     _nested = {"info": MediaInfo, "settings": Settings, "renditions": Rendition, "segments": Segment,
                "chunks": ChunkSpec, "audio": ChunkSpec, "tasks": Task}

@@ -40,7 +40,11 @@ def package(plan: Plan, out_dir: Path, facts: dict[str, dict], staged: dict[str,
     doc.pop("out_dir")
     doc.pop("manifest")
     doc["job_id"] = plan.job_id
-    doc["settings"] = {"preset": plan.settings.preset, "crf": plan.settings.crf}
+    st = plan.settings
+    doc["settings"] = {"preset": st.preset, "crf": st.crf, "codec": st.codec, "gop": st.gop,
+                       "audio": st.audio and plan.audio is not None,
+                       "caps": {r.name: {"maxrate": r.maxrate, "bufsize": r.bufsize} for r in plan.renditions
+                                if r.maxrate}}
     _write(Path(result.manifest), doc)
     return result
 

@@ -11,7 +11,8 @@ import bisect
 from fractions import Fraction
 
 from . import layout
-from .model import RUNGS, ChunkSpec, MediaInfo, Plan, Rendition, Segment, Task, makespan, task_cost, task_id
+from .codecs import check_source, chunk_format
+from .model import ChunkSpec, MediaInfo, Plan, Rendition, Segment, Task, makespan, parse_ladder, task_cost, task_id
 from .settings import Settings
 
 # A keyframe within this share of the target length from the ideal cut is preferred over a
@@ -39,23 +40,26 @@ AUTO_CHUNK_ROUNDS = 20
 
 
 def renditions(info: MediaInfo, ladder: tuple[str, ...] | list[str]) -> tuple[Rendition, ...]:
-    """The rungs to produce: never upscaled, width from the display aspect ratio, even sizes."""
-    unknown = [q for q in ladder if q not in RUNGS]
-    if unknown or not ladder:
-        raise ValueError(f"unknown ladder rung(s) {unknown or ladder}; choose from {', '.join(RUNGS)}")
+    """The rungs to produce: never upscaled, width from the display aspect ratio, even sizes.
+
+    Rungs above the source's short side are skipped; a source below every rung gets one rendition
+    at its own size, named by that size (a 320x240 source asked for 480p gives "240p"), with the
+    lowest rung's rate cap."""
+    rungs = parse_ladder(tuple(ladder))
     dw, dh = info.width * Fraction(info.sar.replace(":", "/")), Fraction(info.height)  # exact display size
     if info.rotation in (90, 270):
         dw, dh = dh, dw
     short, long_ = min(dw, dh), max(dw, dh)
-    rungs = sorted(set(ladder), key=RUNGS.__getitem__)
-    kept = [q for q in rungs if RUNGS[q] <= short] or rungs[:1]
+    kept = [(r.name, r.height, r) for r in rungs if r.height <= short]
+    if not kept:
+        own = max(2, 2 * int(short / 2))  # even, never above the source
+        kept = [(f"{own}p", own, rungs[0])]
     out = []
-    for q in kept:
-        s = min(RUNGS[q], short)
-        l = _even(s * long_ / short)
-        s = _even(s)
+    for name, height, rung in kept:
+        l = _even(height * long_ / short)
+        s = _even(height)
         w, h = (l, s) if dw >= dh else (s, l)
-        out.append(Rendition(q, w, h))
+        out.append(Rendition(name, w, h, rung.maxrate, rung.bufsize))
     return tuple(out)
 
 
@@ -110,6 +114,7 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
          workers: int | None = None) -> Plan:
     """Decide every segment and chunk of a job. ``workdir`` is root-relative; ``workers`` (the
     parallel encoder processes expected) sizes an automatic chunk length."""
+    check_source(info, settings)
     if settings.chunk_seconds is None:
         settings = settings.with_(chunk_seconds=auto_chunk_seconds(info, ladder, settings, workers))
     rends = renditions(info, tuple(ladder))
@@ -129,7 +134,7 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
                 chunk_id=f"s{seg.index:04d}-{r.name}",
                 kind="video",
                 source=seg.path,
-                output=layout.chunk(workdir, r.name, seg.index),
+                output=layout.chunk(workdir, r.name, seg.index, chunk_format(settings.codec)),
                 settings=settings,
                 rendition=r,
                 segment=seg.index,
@@ -144,11 +149,11 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
                 preroll=seg.first_frame - seg.key_frame,
             ))
     audio = None
-    if info.has_audio:
+    if info.has_audio and settings.audio:
         audio = ChunkSpec(
             job_id=job_id, chunk_id="audio", kind="audio", source=layout.audio_source(workdir),
             output=layout.audio_output(workdir), settings=settings, duration=info.duration,
-            cost=info.duration * AUDIO_COST_PER_SECOND,
+            cost=info.duration * AUDIO_COST_PER_SECOND * max(1, len(info.audio_languages)),
         )
     groups = group_tasks(chunks, audio, settings.granularity, workers)
     return Plan(
@@ -157,6 +162,7 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
         audio_source=audio.source if audio else None,
         tasks=tuple(Task(task_id(g), tuple(c.chunk_id for c in g), task_cost(g)) for g in groups),
         workers=workers,
+        subtitles_source=layout.subtitles_source(workdir) if info.subtitle_languages else None,
     )
 
 

@@ -18,6 +18,8 @@ from .errors import CorruptInputError, LimitExceededError, NotAVideoError, Unsup
 from .model import MediaInfo
 from .settings import INPUT_FORMATS, Limits
 
+COLOUR_FIELDS = ("color_primaries", "color_trc", "colorspace", "color_range")
+
 _SNIFF = (
     (b"#EXTM3U", "it is an HLS playlist, not a video file"),
     (b"ffconcat", "it is an ffconcat script, not a video file"),
@@ -79,6 +81,7 @@ def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
         nstreams, container_name, codec = len(c.streams), c.format.name, cc.codec.canonical_name
         tb, sar, avg = vs.time_base, vs.sample_aspect_ratio or Fraction(1), vs.average_rate or vs.guessed_rate
         audio = _audio_facts(aud)
+        tracks = _tracks(c)
 
     order = sorted(set(pts))
     if len(order) != len(pts):
@@ -137,6 +140,8 @@ def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
         streams=nstreams,
         **audio,
         size=path.stat().st_size,
+        **first_frame["colour"],
+        **tracks,
     )
 
 
@@ -151,6 +156,22 @@ def _audio_facts(aud) -> dict:
         "audio_channels": cc.channels,
         "audio_duration": float(aud.duration * aud.time_base) if aud.duration else None,
     }
+
+
+def _tracks(c) -> dict:
+    """Languages and titles of the audio streams, languages of the mov_text subtitle streams, title."""
+    audio = [a for a in c.streams.audio if a.codec_context.sample_rate]
+    return {
+        "audio_languages": tuple(_language(a) for a in audio),
+        "audio_titles": tuple(a.metadata.get("title") or a.metadata.get("name") or "" for a in audio),
+        "subtitle_languages": tuple(_language(s) for s in c.streams.subtitles if s.codec_context.name == "mov_text"),
+        "title": c.metadata.get("title") or None,
+    }
+
+
+def _language(stream) -> str:
+    lang = (stream.metadata.get("language") or "und").strip()
+    return lang if lang.isalpha() and len(lang) == 3 else "und"
 
 
 def _check_size(name: str, w: int, h: int, limits: Limits) -> None:
@@ -192,6 +213,7 @@ def _first_frame(path: Path, index: int, name: str) -> dict:
                     "rotation": int(round(-(frame.rotation or 0))) % 360 if hasattr(frame, "rotation") else 0,
                     "format": frame.format.name,
                     "depth": max(c.bits for c in frame.format.components) if frame.format.components else 8,
+                    "colour": {k: int(getattr(frame, k)) for k in COLOUR_FIELDS},
                 }
     except av.FFmpegError as exc:
         raise CorruptInputError(f"{name}: the video cannot be decoded ({exc.strerror or exc})") from exc

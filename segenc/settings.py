@@ -30,19 +30,30 @@ class Limits:
 class Settings:
     """How to encode. Frozen and JSON round-trippable; crosses process boundaries inside specs."""
 
-    preset: str = "veryfast"
-    crf: int = 23
+    preset: str = "veryfast"  # encoder speed, x264's names (mapped for SVT-AV1: see segenc.codecs)
+    crf: float = 23
     chunk_seconds: float | None = None  # None: automatic, see segenc.plan.auto_chunk_seconds
     audio_bitrate: int = 128_000
     scaler: str = "bicubic"
     granularity: str = "segment"
     limits: Limits = Limits()
+    codec: str = "h264"  # one of CODECS
+    gop: float = 2.0  # seconds between IDRs: at every multiple of it (source time), in every rung
+    audio: bool = True  # False: drop the audio track
 
     def __post_init__(self) -> None:
         if self.granularity not in GRANULARITIES:
             raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}, got {self.granularity!r}")
-        if not 0 <= self.crf <= 51:
-            raise ValueError(f"crf must be between 0 and 51, got {self.crf}")
+        if self.codec not in CODECS:
+            raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {self.codec!r}")
+        top = CRF_MAX[self.codec]
+        if isinstance(self.crf, bool) or not isinstance(self.crf, (int, float)) or not 0 <= self.crf <= top:
+            raise ValueError(f"crf must be a number from 0 to {top} for {self.codec}, got {self.crf!r}")
+        if isinstance(self.gop, bool) or not isinstance(self.gop, (int, float)) or not GOP_MIN <= self.gop <= GOP_MAX:
+            raise ValueError(f"gop must be a number of seconds from {GOP_MIN:g} to {GOP_MAX:g}, got {self.gop!r}")
+        if not AUDIO_BITRATE_MIN <= self.audio_bitrate <= AUDIO_BITRATE_MAX:
+            raise ValueError(f"audio_bitrate must be from {AUDIO_BITRATE_MIN} to {AUDIO_BITRATE_MAX} bit/s, "
+                             f"got {self.audio_bitrate!r}")
         if self.chunk_seconds is not None and self.chunk_seconds <= 0:
             raise ValueError(f"chunk_seconds must be positive, got {self.chunk_seconds}")
         if self.preset not in X264_PRESETS:
@@ -65,6 +76,12 @@ class Settings:
 # "segment": one task per segment, decoding once and encoding every rendition.
 # "rendition": one task per segment x rendition (each decodes the segment; finer grained).
 GRANULARITIES = ("segment", "rendition")
+
+# Output codecs: name -> (encoder, highest CRF). The encoder details live in segenc.codecs.
+CODECS: dict[str, str] = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1"}
+CRF_MAX: dict[str, int] = {"h264": 51, "hevc": 51, "av1": 63}
+GOP_MIN, GOP_MAX = 0.1, 60.0
+AUDIO_BITRATE_MIN, AUDIO_BITRATE_MAX = 16_000, 512_000
 
 X264_PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",

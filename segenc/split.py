@@ -45,28 +45,17 @@ def split(source: str | os.PathLike, plan: Plan, root: str | os.PathLike,
         p.parent.mkdir(parents=True, exist_ok=True)
     writers: dict[int, tuple[av.container.OutputContainer, av.stream.Stream]] = {}
     done: list[Path] = []
-    audio_out = None
-    audio_first = None
+    side: _SideTracks | None = None
     try:
         with open_input(source) as ic:
             vs = ic.streams.video[0]
-            streams = [vs]
-            if plan.audio_source:
-                aus = ic.streams.audio[0]
-                streams.append(aus)
-                apath = resolve(root, plan.audio_source)
-                atemp = temp_name(apath)
-                audio_out = av.open(str(atemp), "w", format="matroska")
-                audio_stream = audio_out.add_stream_from_template(aus, opaque=True)
+            side = _SideTracks(ic, vs, plan, root)
+            streams = [vs] + side.streams
             for pkt in ic.demux(streams):
                 if pkt.size == 0 or pkt.pts is None:
                     continue
                 if pkt.stream is not vs:
-                    if audio_first is None:
-                        audio_first = pkt.pts * pkt.time_base - info.start_pts * vs.time_base
-                        audio_out.metadata[AUDIO_START_KEY] = str(audio_first)
-                    pkt.stream = audio_stream
-                    audio_out.mux(pkt)
+                    side.mux(pkt)
                     continue
                 if pkt.is_keyframe:
                     for seg in starts.pop(pkt.pts, ()):
@@ -92,8 +81,8 @@ def split(source: str | os.PathLike, plan: Plan, root: str | os.PathLike,
     finally:
         for idx, (oc, _) in writers.items():
             oc.close()
-        if audio_out is not None:
-            audio_out.close()
+        if side is not None:
+            side.close()
     missing = [s.path for s in plan.segments if paths[s.index] not in done and s.index not in writers]
     if missing:
         raise CorruptInputError(f"{Path(source).name}: keyframes promised by the index were not found ({missing[0]})")
@@ -101,10 +90,99 @@ def split(source: str | os.PathLike, plan: Plan, root: str | os.PathLike,
         os.replace(temps[idx], paths[idx])
         done.append(paths[idx])
         ready(idx)
-    if audio_out is not None:
-        os.replace(atemp, apath)
+    side.publish()
+    if plan.audio_source:
         ready("audio")
     return [paths[s.index] for s in plan.segments]
+
+
+class _SideTracks:
+    """The source's audio tracks (all of them, into one Matroska file, each tagged with where it
+    begins relative to the first video frame) and its mov_text subtitle tracks (into one MP4,
+    shifted so that the first video frame is time 0), with their languages and titles."""
+
+    def __init__(self, ic, vs, plan: Plan, root) -> None:
+        self.origin = plan.info.start_pts * vs.time_base  # the first video frame, in source seconds
+        self.audio: dict[int, tuple[int, av.stream.Stream]] = {}
+        self.subs: dict[int, av.stream.Stream] = {}
+        self.streams: list = []
+        self.audio_out = self.subs_out = None
+        self.paths: list[tuple[Path, Path]] = []  # (temp, final)
+        self.firsts: dict[int, object] = {}
+        self.pending: list | None = []  # audio packets held until every track's start is known
+        if plan.audio_source:
+            path = resolve(root, plan.audio_source)
+            self.paths.append((temp_name(path), path))
+            self.audio_out = av.open(str(self.paths[-1][0]), "w", format="matroska")
+            for k, aus in enumerate(a for a in ic.streams.audio if a.codec_context.sample_rate):
+                ost = self.audio_out.add_stream_from_template(aus, opaque=True)
+                _copy_tags(aus, ost)
+                self.audio[aus.index] = (k, ost)
+                self.streams.append(aus)
+        if plan.subtitles_source:
+            path = resolve(root, plan.subtitles_source)
+            self.paths.append((temp_name(path), path))
+            self.subs_out = av.open(str(self.paths[-1][0]), "w", format="mp4")
+            for sub in (t for t in ic.streams.subtitles if t.codec_context.name == "mov_text"):
+                ost = self.subs_out.add_stream_from_template(sub, opaque=True)
+                ost.time_base = sub.time_base
+                _copy_tags(sub, ost)
+                self.subs[sub.index] = ost
+                self.streams.append(sub)
+
+    def mux(self, pkt: av.Packet) -> None:
+        if pkt.stream.index in self.subs:
+            if bytes(pkt)[:2] == b"\x00\x00":
+                return  # an empty sample ending the previous cue: the MP4 muxer writes its own
+            shift = round(self.origin / pkt.time_base)
+            pkt.pts = max(0, pkt.pts - shift)
+            pkt.dts = pkt.pts
+            pkt.stream = self.subs[pkt.stream.index]
+            self.subs_out.mux(pkt)
+            return
+        k, ost = self.audio[pkt.stream.index]
+        if k not in self.firsts:
+            self.firsts[k] = pkt.pts * pkt.time_base - self.origin
+        pkt.stream = ost
+        if self.pending is None:
+            self.audio_out.mux(pkt)
+            return
+        self.pending.append(pkt)
+        if len(self.firsts) == len(self.audio):
+            self._flush()
+
+    def _flush(self) -> None:
+        # The tags go into the header, which the first packet writes: hold audio until all are known.
+        for k, first in self.firsts.items():
+            self.audio_out.metadata[audio_start_key(k)] = str(first)
+        for p in self.pending or ():
+            self.audio_out.mux(p)
+        self.pending = None
+
+    def close(self) -> None:
+        if self.audio_out is not None and self.pending:
+            self._flush()
+        for c in (self.audio_out, self.subs_out):
+            if c is not None:
+                c.close()
+        self.audio_out = self.subs_out = None
+
+    def publish(self) -> None:
+        self.close()
+        for temp, path in self.paths:
+            os.replace(temp, path)
+
+
+def audio_start_key(track: int) -> str:
+    """The Matroska tag saying where audio track ``track`` began (track 0: the historical name)."""
+    return AUDIO_START_KEY if track == 0 else f"{AUDIO_START_KEY}_{track}"
+
+
+def _copy_tags(src, dst) -> None:
+    for key in ("language", "title"):
+        value = src.metadata.get(key) or (src.metadata.get("name") if key == "title" else None)
+        if value:
+            dst.metadata[key] = value
 
 
 def _past(pkt: av.Packet, end: int) -> bool:

@@ -81,7 +81,8 @@ def encode_chunk(spec: ChunkSpec, root: str | os.PathLike, report: Reporter = nu
 
 def concat_rendition(plan: Plan, name: str, root: str | os.PathLike, out: Path) -> dict:
     """Stitch one rendition's chunks (+ the audio track) into ``out``; returns its stream facts."""
-    return concat(plan.chunks_of(name), root, out, plan.audio.output if plan.audio else None)
+    return concat(plan.chunks_of(name), root, out, plan.audio.output if plan.audio else None,
+                  plan.subtitles_source, plan.info.title)
 
 
 def finish(plan: Plan, results: list[ChunkResult], root: str | os.PathLike, out_dir: str | os.PathLike,

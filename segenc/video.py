@@ -1,9 +1,11 @@
-"""video: one chunk spec -> one MPEG-TS chunk of one rendition.
+"""video: one chunk spec -> one chunk (MPEG-TS, or NUT for AV1) of one rendition.
 
 Decodes the segment (single thread), keeps exactly the frames the spec lists, scales them with
-libavfilter (the same scaler the ffmpeg CLI uses) and encodes with libx264 single-threaded, so N
-worker processes keep N cores busy. Output timestamps are the source's, exactly: the segment's
-Matroska timestamps (1 ms) only identify frames, the spec's ``frame_pts`` give their times.
+libavfilter (the same scaler the ffmpeg CLI uses) and encodes with the job's codec single-threaded
+(see segenc.codecs), so N worker processes keep N cores busy. IDRs fall at the chunk's first frame
+and at every multiple of the job's gop in source time, the same in every rung. Output timestamps
+are the source's, exactly: the segment's Matroska timestamps (1 ms) only identify frames, the
+spec's ``frame_pts`` give their times.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fractions import Fraction
 import av
 from av.video.frame import PictureType
 
+from . import codecs
 from .errors import CorruptInputError, EncodeError, IntegrityError, LimitExceededError, storage_full
 from .model import ChunkResult, ChunkSpec
 from .progress import ProgressEvent, Reporter, Throttle, local_worker, null_reporter
@@ -106,24 +109,28 @@ def encode_video_chunks(specs: list[ChunkSpec], root: str | os.PathLike,
 
 
 class _Output:
-    """One rendition of a segment: scaler graph -> libx264 -> MPEG-TS chunk file."""
+    """One rendition of a segment: scaler graph -> encoder -> chunk file."""
 
     def __init__(self, spec: ChunkSpec, path, tb: Fraction) -> None:
         self.spec = spec
         self.tb = tb
-        self.container = av.open(str(path), "w", format="mpegts")
-        self.stream = _x264_stream(self.container, spec, tb)
+        ext = spec.output.rpartition(".")[2]
+        self.container = av.open(str(path), "w", format=codecs.muxer(ext))
+        self.stream = codecs.add_video_stream(self.container, spec, tb)
         self.graph: av.filter.Graph | None = None
+        self.idr = codecs.idr_pts(spec)
         self.encoded = 0
 
     def add(self, frame: av.VideoFrame, pts: int) -> None:
         if self.graph is None:
-            self.graph = _graph(frame, self.spec.rendition.width, self.spec.rendition.height, self.spec)
+            fmt = codecs.configure(self.stream.codec_context, frame, self.spec)
+            self.graph = _graph(frame, self.spec.rendition.width, self.spec.rendition.height, self.spec, fmt)
         self.graph.push(frame)
         for out in _pull(self.graph):
             out.pts = pts
             out.time_base = self.tb
-            out.pict_type = PictureType.NONE  # else x264 obeys the source's frame types
+            # Only the gop grid makes IDRs; else the encoder would obey the source's frame types.
+            out.pict_type = PictureType.I if pts in self.idr else PictureType.NONE
             for p in self.stream.encode(out):
                 self.container.mux(p)
             self.encoded += 1
@@ -133,22 +140,7 @@ class _Output:
             self.container.mux(p)
 
 
-def _x264_stream(oc, spec: ChunkSpec, tb: Fraction):
-    rend, s = spec.rendition, spec.settings
-    ost = oc.add_stream("libx264")
-    cc = ost.codec_context
-    cc.width, cc.height, cc.pix_fmt = rend.width, rend.height, "yuv420p"
-    cc.time_base = tb
-    if len(spec.frame_pts) > 1:
-        span = (spec.frame_pts[-1] - spec.frame_pts[0]) * tb
-        cc.framerate = (Fraction(len(spec.frame_pts) - 1) / span).limit_denominator(1001) if span else Fraction(25)
-    cc.thread_count = 1
-    cc.options = {"preset": s.preset, "crf": str(s.crf), "profile": "high", "threads": "1"}
-    ost.time_base = Fraction(1, 90000)
-    return ost
-
-
-def _graph(frame: av.VideoFrame, w: int, h: int, spec: ChunkSpec) -> av.filter.Graph:
+def _graph(frame: av.VideoFrame, w: int, h: int, spec: ChunkSpec, fmt: str = "yuv420p") -> av.filter.Graph:
     g = av.filter.Graph()
     chain = [g.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
                           time_base=Fraction(spec.time_base))]
@@ -156,7 +148,7 @@ def _graph(frame: av.VideoFrame, w: int, h: int, spec: ChunkSpec) -> av.filter.G
         name, _, args = f.partition("=")
         chain.append(g.add(name, args or None))
     chain.append(g.add("scale", f"{w}:{h}:flags={spec.settings.scaler}"))
-    chain.append(g.add("format", "yuv420p"))
+    chain.append(g.add("format", fmt))
     chain.append(g.add("setsar", "1"))
     chain.append(g.add("buffersink"))
     for a, b in zip(chain, chain[1:]):

@@ -11,10 +11,11 @@ import uuid
 from flask import Blueprint, current_app, g, jsonify, request, send_file
 from werkzeug.exceptions import ClientDisconnected
 
-from segenc.errors import CorruptInputError, InputError, LimitExceededError
-from segenc.model import DEFAULT_LADDER, RUNGS
+from segenc.codecs import check_source
+from segenc.errors import CorruptInputError, IncompatibleError, InputError, LimitExceededError
+from segenc.model import is_rung_name
+from segenc.presets import FIELDS, OptionError, describe, job_options
 from segenc.probe import probe
-from segenc.settings import Settings
 
 from .auth import token_ok
 from .jobs import Jobs, parse_job_id
@@ -107,24 +108,27 @@ def _accept(job_id: str, folder):
     if f is None or not f.filename:
         shutil.rmtree(folder, ignore_errors=True)
         return error("no file in the upload (multipart field 'file')", 400)
-    ladder = tuple(q.strip() for q in request.form.get("ladder", ",".join(DEFAULT_LADDER)).split(",") if q.strip())
-    if not ladder or any(q not in RUNGS for q in ladder):
-        shutil.rmtree(folder, ignore_errors=True)
-        return error(f"unknown ladder {request.form.get('ladder')!r}; choose from {', '.join(RUNGS)}", 400)
+    # Every field is checked against segenc.presets.FIELDS: unknown fields and values are refused.
+    extra_files = sorted(k for k in request.files if k != "file")
+    repeated = sorted(k for k in request.form if len(request.form.getlist(k)) > 1)
     try:
-        chunk = float(request.form["chunk_seconds"]) if request.form.get("chunk_seconds") else None
-        if chunk is not None and not 0.5 <= chunk <= 600:
-            raise ValueError
-    except ValueError:
+        if extra_files:
+            raise OptionError(f"unknown file field(s) {', '.join(extra_files)}; the upload is the one field 'file'",
+                              extra_files[0], ["file"])
+        if repeated:
+            raise OptionError(f"field(s) {', '.join(repeated)} given more than once", repeated[0],
+                              FIELDS.get(repeated[0]))
+        settings, ladder = job_options(request.form.to_dict())
+    except OptionError as exc:
         shutil.rmtree(folder, ignore_errors=True)
-        return error("chunk_seconds must be a number of seconds between 0.5 and 600", 400)
+        return jsonify(exc.to_dict()), 400
     f.stream.flush()
     source = folder / "source"
     os.replace(g.upload_part, source)
-    settings = Settings(chunk_seconds=chunk)
     try:
         info = probe(source, settings.limits)
-    except (CorruptInputError, LimitExceededError) as exc:
+        check_source(info, settings)
+    except (CorruptInputError, LimitExceededError, IncompatibleError) as exc:
         shutil.rmtree(folder, ignore_errors=True)
         return error(_public(exc), 422)
     except InputError as exc:
@@ -178,7 +182,7 @@ def video(job_id: str, quality: str):
     jid = parse_job_id(job_id)
     if jid is None:
         return error("not a valid job id", 400)
-    if quality not in RUNGS:
+    if not is_rung_name(quality):
         return error(f"unknown quality {quality!r}", 404)
     view = jobs().view(jid)
     if view is None:
@@ -191,6 +195,12 @@ def video(job_id: str, quality: str):
     if not path.is_file():
         return error("the file is gone", 404)
     return send_file(path, mimetype="video/mp4", conditional=True, download_name=f"{quality}.mp4")
+
+
+@api.get("/presets")
+def presets():
+    """The named presets and every upload field with what it accepts."""
+    return {"presets": describe(), "fields": FIELDS}
 
 
 @api.get("/workers")

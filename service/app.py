@@ -13,6 +13,8 @@ from flask import Flask, Request, g, jsonify, render_template
 from werkzeug.exceptions import HTTPException
 
 from segenc.model import DEFAULT_LADDER
+from segenc.presets import describe as describe_presets
+from segenc.settings import CODECS
 from segenc.distributed import JobState, make_app
 from segenc.stages import TERMINAL, Stage
 
@@ -72,6 +74,7 @@ def create_app(config: dict | None = None) -> Flask:
     def index():
         return render_template("index.html", api_token_required=bool(app.config.get("API_TOKEN")),
                                max_upload_mb=app.config["MAX_UPLOAD_MB"], ladder=list(DEFAULT_LADDER),
+                               presets=describe_presets(), codecs=list(CODECS),
                                stages=[s.value for s in Stage], terminal=sorted(TERMINAL))
 
     @app.get("/healthz")

@@ -406,3 +406,44 @@ def x264_options(path: str | os.PathLike) -> dict[str, str]:
         if sep:
             out[key] = value
     return out
+
+
+def keyframe_times(path: str | os.PathLike) -> list[float]:
+    """Presentation times (s, from the stream's start, rounded to 1 ms) of the keyframe packets."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        start = (v.start_time or 0) * v.time_base
+        return sorted(round(float(p.pts * p.time_base - start), 3) for p in c.demux(v)
+                      if p.is_keyframe and p.pts is not None and p.size)
+
+
+def peak_bits(path: str | os.PathLike, window: float = 2.0) -> int:
+    """The most video bits in any ``window`` seconds of presentation time (windows start at frames)."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        pk = sorted((float(p.pts * p.time_base), p.size * 8) for p in c.demux(v) if p.pts is not None and p.size)
+    return max(sum(b for u, b in pk[i:] if u < t + window) for i, (t, _) in enumerate(pk))
+
+
+def hdr10_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The first decoded frame's mastering display (R G B WP x/y, min/max cd/m2) and content light
+    level (MaxCLL, MaxFALL), as numbers rounded for comparison; keys absent when the frame has none."""
+    with av.open(str(path)) as c:
+        f = next(c.decode(video=0))
+    out: dict[str, Any] = {}
+    for sd in f.side_data:
+        name = str(sd.type).rpartition(".")[2]
+        if name == "MASTERING_DISPLAY_METADATA":
+            v = struct.unpack("<22i", bytes(sd)[:88])
+            out["mastering"] = tuple(round(v[i] / (v[i + 1] or 1), 3) for i in range(0, 20, 2))
+        elif name == "CONTENT_LIGHT_LEVEL":
+            out["light"] = struct.unpack("<2I", bytes(sd)[:8])
+    return out
+
+
+def first_frame_colour(path: str | os.PathLike) -> dict[str, Any]:
+    """Pixel format and colour tags of the first decoded video frame."""
+    with av.open(str(path)) as c:
+        f = next(c.decode(video=0))
+        return {"pix_fmt": f.format.name, "color_primaries": int(f.color_primaries), "color_trc": int(f.color_trc),
+                "colorspace": int(f.colorspace), "color_range": int(f.color_range)}

@@ -62,6 +62,24 @@ _MUXER_AUDIO = {"mp4": "aac", "mov": "aac", "matroska": "aac", "webm": "libopus"
 
 _QUIET_X265 = "log-level=none"
 
+# make_clip(subtitles=...): every mov_text track holds these cues (start s, end s, text).
+SUBTITLE_CUES = ((0.0, 0.5, "First line"), (1.0, 1.5, "Second line"))
+_ASS_HEADER = (b"[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\n"
+               b"Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, "
+               b"Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, "
+               b"Alignment, MarginL, MarginR, MarginV, Encoding\n"
+               b"Style: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0\n\n"
+               b"[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n")
+
+# Colour tags (FFmpeg's AVColorPrimaries / Transfer / Space / Range numbers) for make_clip(colour=).
+BT709 = {"color_primaries": 1, "color_trc": 1, "colorspace": 1, "color_range": 1}
+HDR10_PQ = {"color_primaries": 9, "color_trc": 16, "colorspace": 9, "color_range": 1}
+# x265 parameters of HDR10 static metadata: a P3 mastering display of 1000 / 0.005 cd/m2, MaxCLL
+# 1000, MaxFALL 400 (as frame side data: primaries x/y, luminance in cd/m2).
+HDR10_MASTERING = ("master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50):"
+                   "max-cll=1000,400")
+HLG = {"color_primaries": 9, "color_trc": 18, "colorspace": 9, "color_range": 1}
+
 
 # --------------------------------------------------------------------------------------------
 # Pictures
@@ -211,6 +229,12 @@ def make_clip(
     audio_seconds: float | None = None,
     faststart: bool = False,
     crf: int | None = None,
+    colour: dict[str, int] | None = None,
+    audio_languages: tuple[str, ...] = (),
+    audio_titles: tuple[str, ...] = (),
+    subtitles: tuple[str, ...] = (),
+    title: str | None = None,
+    hdr10_metadata: bool = False,
 ) -> Path:
     """Encode a synthetic clip and return its path.
 
@@ -228,6 +252,14 @@ def make_clip(
     audio_seconds: audio duration (default: same as the video).
     pix_fmt: e.g. ``yuv420p``, ``yuv420p10le``, ``yuv444p`` (H.264 at odd sizes needs 4:4:4;
         VP9 takes odd sizes in 4:2:0).
+    colour: colour tags written into the stream, FFmpeg's numbers by name: ``color_primaries``,
+        ``color_trc``, ``colorspace``, ``color_range`` (e.g. ``HDR10_PQ``, ``HLG``, ``BT709``).
+        Only the tags: the pictures are the same test pattern.
+    audio_languages: one language per audio track (more than one: extra tracks, a tone each of
+        a different pitch); audio_titles: their titles.
+    subtitles: one mov_text track per language (MP4/MOV only), each with SUBTITLE_CUES.
+    title: the container's title tag.
+    hdr10_metadata: (libx265) write HDR10_MASTERING mastering-display and content-light SEI.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,7 +283,10 @@ def make_clip(
     container_options = {"movflags": "+faststart"} if faststart and container in ("mp4", "mov", "ipod") else {}
     out = av.open(str(path), "w", format=container, options=container_options)
     try:
-        vs = out.add_stream(codec, rate=rate, options=_video_options(codec, gop_frames, bframes, crf))
+        options = _video_options(codec, gop_frames, bframes, crf)
+        if hdr10_metadata:
+            options["x265-params"] += ":" + HDR10_MASTERING
+        vs = out.add_stream(codec, rate=rate, options=options)
         vs.width = width
         vs.height = height
         vs.pix_fmt = pix_fmt
@@ -269,18 +304,39 @@ def make_clip(
             vs.sample_aspect_ratio = sar_f
         if rotation:
             vs.set_display_rotation(rotation)
+        for attr, value in (colour or {}).items():
+            setattr(vs.codec_context, attr, value)
 
+        if title:
+            out.metadata["title"] = title
         streams_audio = None
+        extra_audio = []
         if audio:
             acodec = audio_codec or _MUXER_AUDIO.get(container, "aac")
             streams_audio = out.add_stream(acodec, rate=AUDIO_RATE, layout="stereo")
             if acodec == "aac":
                 streams_audio.bit_rate = 96000
+            for k in range(1, len(audio_languages)):
+                extra_audio.append(out.add_stream(acodec, rate=AUDIO_RATE, layout="stereo"))
+            for k, st in enumerate([streams_audio] + extra_audio):
+                if k < len(audio_languages):
+                    st.metadata["language"] = audio_languages[k]
+                if k < len(audio_titles):
+                    st.metadata["title"] = audio_titles[k]
+        subtitle_streams = []
+        for lang in subtitles:
+            st = out.add_stream("mov_text")
+            st.codec_context.subtitle_header = _ASS_HEADER
+            st.metadata["language"] = lang
+            st.time_base = Fraction(1, 1000)
+            subtitle_streams.append(st)
 
         def video_frames():
             for i, rgb in enumerate(pictures(width, height, len(times))):
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
                 frame = frame.reformat(format=pix_fmt)
+                for attr, value in (colour or {}).items():
+                    setattr(frame, attr, value)
                 t = times[i] + video_start
                 frame.pts = int(round(t / tb))
                 frame.time_base = tb
@@ -308,6 +364,22 @@ def make_clip(
         out.mux(vs.encode(None))
         if streams_audio is not None:
             out.mux(streams_audio.encode(None))
+        a_seconds = seconds if audio_seconds is None else audio_seconds
+        for k, st in enumerate(extra_audio, start=1):  # the extra tracks: after, not interleaved
+            for frame in _audio_frames(a_seconds, audio_start, freq=440.0 * (k + 1)):
+                out.mux(st.encode(frame))
+            out.mux(st.encode(None))
+        for st in subtitle_streams:
+            for start, end, text in SUBTITLE_CUES:
+                if start + float(video_start) >= seconds:
+                    continue
+                data = text.encode()
+                pkt = av.Packet(len(data).to_bytes(2, "big") + data)
+                pkt.pts = pkt.dts = round((start + float(video_start)) * 1000)
+                pkt.duration = round((end - start) * 1000)
+                pkt.time_base = Fraction(1, 1000)
+                pkt.stream = st
+                out.mux(pkt)
     except BaseException:
         out.close()
         path.unlink(missing_ok=True)

@@ -893,6 +893,11 @@
 
     const form = new FormData();
     form.append("file", file, file.name);
+    // Encoding options: only those the user set (the server refuses unknown fields and values).
+    for (const [field, id] of [["preset", "preset-select"], ["codec", "codec-select"], ["ladder", "ladder-input"]]) {
+      const value = ($(id)?.value || "").trim();
+      if (value) form.append(field, value);
+    }
     xhr.send(form);
   }
 
@@ -969,7 +974,7 @@
     const input = $("file-input");
     $("choose-file").addEventListener("click", () => input.click());
     $("drop-zone").addEventListener("click", (e) => {
-      if (e.target === e.currentTarget || !e.target.closest("button, a, input")) input.click();
+      if (e.target === e.currentTarget || !e.target.closest("button, a, input, select, label")) input.click();
     });
     input.addEventListener("change", () => {
       uploadFiles(input.files);

@@ -4,6 +4,7 @@ encode live, play it, switch quality; a non-video upload is refused with an erro
 from __future__ import annotations
 
 import base64
+import json
 import time
 from pathlib import Path
 
@@ -231,5 +232,37 @@ def test_non_video_upload_shows_error_toast(ui, tmp_path, output_dir):
     page.wait_for_function("() => !document.querySelector('#toasts .toast.error')", timeout=5_000)
 
     # The browser logs the 415 response itself; anything else would be a page bug.
+    others = [e for e in ui.errors if "Failed to load resource" not in e]
+    assert others == [], ui.errors
+
+
+@pytest.mark.timeout(180)
+def test_upload_page_sends_preset_codec_and_ladder(ui, small_clip, output_dir):
+    page, svc = ui.page, ui.service
+    page.screenshot(path=str(output_dir / "upload-options-1280x800.png"))
+    options = page.locator("#preset-select option").evaluate_all("els => els.map(e => e.value)")
+    assert options == ["", "web", "streaming", "archive"], options
+    # A ladder the server refuses: the 400's message (naming the syntax) is shown, no job made.
+    jobs_before = svc.get("/api/jobs").json()["total"]
+    page.locator("#ladder-input").fill("540x")
+    page.locator("#file-input").set_input_files(str(small_clip))
+    page.locator("#toasts .toast.error .toast-msg").first.wait_for(timeout=30_000)
+    assert any("<height>p" in t for t in toast_errors(page)), toast_errors(page)
+    assert svc.get("/api/jobs").json()["total"] == jobs_before
+    page.locator("#toasts .toast.error .toast-close").first.click()
+    # Preset + codec + ladder reach the encoder.
+    page.locator("#preset-select").select_option("streaming")
+    page.locator("#codec-select").select_option("hevc")
+    page.locator("#ladder-input").fill("240p@400k")
+    page.locator("#file-input").set_input_files(str(small_clip))
+    deadline = time.monotonic() + 30
+    while svc.get("/api/jobs").json()["total"] == jobs_before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    job_id = svc.get("/api/jobs?limit=1").json()["jobs"][0]["job_id"]
+    st = svc.wait_done(job_id)
+    assert st["status"] == "done" and set(st["renditions"]) == {"240p"}, st
+    doc = json.loads((svc.tmp_dir / "encoded" / job_id / "manifest.json").read_text())
+    assert doc["settings"]["codec"] == "hevc", doc["settings"]
+    assert doc["settings"]["caps"] == {"240p": {"maxrate": 400_000, "bufsize": 800_000}}, doc["settings"]
     others = [e for e in ui.errors if "Failed to load resource" not in e]
     assert others == [], ui.errors

@@ -40,6 +40,16 @@ CLIPS: dict[str, tuple[str, dict[str, Any]]] = {
     "h264_mov": ("h264.mov", {}),
     "vfr_mp4": ("vfr.mp4", {"vfr": True}),
     "vfr_mkv": ("vfr.mkv", {"vfr": True}),
+    # colour-tagged sources (the pictures are the same pattern; only the signalling differs)
+    "hdr10_mkv": ("hdr10.mkv", {"codec": "libx265", "pix_fmt": "yuv420p10le", "colour": mediagen.HDR10_PQ,
+                                "audio": False, "hdr10_metadata": True}),
+    "hlg_mkv": ("hlg.mkv", {"codec": "libx265", "pix_fmt": "yuv420p10le", "colour": mediagen.HLG, "audio": False}),
+    "bt709_mp4": ("bt709.mp4", {"colour": mediagen.BT709, "audio": False}),
+    # two audio tracks (eng, fra), two mov_text tracks, a title; video starts 0.2 s after the audio
+    "tracks_mp4": ("tracks.mp4", {"audio_languages": ("eng", "fra"), "audio_titles": ("English", "Français"),
+                                  "subtitles": ("eng", "spa"), "title": "Test clip"}),
+    # 4 s of 640x360 without audio: enough seconds for a peak-rate window
+    "h264_360_4s": ("h264_360_4s.mp4", {"width": 640, "height": 360, "seconds": 4.0, "audio": False}),
 }
 
 

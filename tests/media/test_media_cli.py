@@ -156,3 +156,38 @@ def test_granularity_option_and_automatic_chunk_length(clip, tmp_path, encoded):
     res, _ = encoded("h264_640x360", ladder=("240p",), chunk_seconds=None)
     assert {"probe", "split", "serial", "encode", "concat", "total"} <= set(res.timings)
     assert 0 <= res.timings["serial"] <= res.timings["total"] and res.chunk_seconds >= 2.0
+
+
+def test_presets_are_listed():
+    proc = segenc_cli("presets")
+    assert proc.returncode == 0, proc.stderr
+    names = [line.split()[0] for line in proc.stdout.splitlines() if line and not line.startswith(" ")]
+    assert names == ["web", "streaming", "archive"], proc.stdout
+    assert "1080p@5M" in proc.stdout
+
+
+def test_codec_crf_gop_caps_and_no_audio_reach_the_output(clip, tmp_path):
+    out = tmp_path / "out"
+    proc = segenc_cli("encode", clip("h264_640x360"), "-o", out, "--codec", "av1", "--crf", "40.5", "--gop", "1",
+                      "--ladder", "240p@300k,4320p", "--no-audio", "--preset", "ultrafast", "--workers", "2",
+                      "--chunk-seconds", "1", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "Svt[info]" not in proc.stderr, "SVT-AV1 chatter on stderr"
+    assert sorted(p.name for p in out.iterdir()) == ["240p.mp4", "manifest.json"]  # 4320p: above the source
+    info = checks.stream_info(out / "240p.mp4")
+    assert info["video_codec"] == "av1" and info["audio_codec"] is None, info
+    assert checks.keyframe_times(out / "240p.mp4") == [0.0, 1.0]
+    doc = json.loads((out / "manifest.json").read_text())
+    assert doc["settings"]["crf"] == 40.5 and doc["settings"]["caps"] == {
+        "240p": {"maxrate": 300_000, "bufsize": 600_000}}
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("--crf", "18.5x"), "--crf"), (("--codec", "vp8"), "h264, hevc, av1"), (("--ladder", "540x"), "<height>p"),
+    (("--preset", "turbo"), "web, streaming, archive"), (("--audio-bitrate", "5k"), "16k"),
+])
+def test_bad_encoding_options_exit_2_naming_allowed_values(clip, tmp_path, args, needle):
+    out = tmp_path / "out"
+    proc = segenc_cli("encode", clip("h264_mp4"), "-o", out, *args)
+    assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and not out.exists()

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
 import time
 import uuid
 
+import av
 import pytest
 import requests
 
 from tests import checks
-from tests.mediagen import write_ffconcat, write_hls_playlist, write_random_bytes
+from tests.mediagen import HDR10_PQ, make_clip, write_ffconcat, write_hls_playlist, write_random_bytes
 
 from tests.service.conftest import REPO, running_instance
 
@@ -189,3 +191,57 @@ def test_startup_errors_are_one_clear_line(tmp_path):
     r = _start(["--worker-name", "w", "--tmp-dir", str(tmp_path / "d")])
     assert r.returncode == 2 and "no main instance found" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Encoding options: accepted and applied, or refused with 400 naming what is allowed
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("data,field,allowed", [
+    ({"codec": "vp8"}, "codec", "h264"),
+    ({"crf": "99"}, "crf", "51"),
+    ({"crf": "soft"}, "crf", "51"),
+    ({"preset": "turbo"}, "preset", "streaming"),
+    ({"gop": "-1"}, "gop", "seconds"),
+    ({"ladder": "540x"}, "ladder", "<height>p"),
+    ({"ladder": "720p@lots"}, "ladder", "@"),
+    ({"audio_bitrate": "3"}, "audio_bitrate", "16k"),
+    ({"colour": "blue"}, "colour", "codec"),  # an unknown field, never silently ignored
+    ({"codec": "av1", "crf": "64"}, "crf", "63"),
+])
+def test_upload_refuses_unknown_fields_and_values_with_400(service, small_clip, data, field, allowed):
+    before = set((service.tmp_dir / "uploads").iterdir()) if (service.tmp_dir / "uploads").exists() else set()
+    r = service.upload(small_clip, **data)
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["field"] == field and allowed in str(body["allowed"]) + body["error"], body
+    after = set((service.tmp_dir / "uploads").iterdir()) if (service.tmp_dir / "uploads").exists() else set()
+    assert after == before, "a refused upload left files"
+
+
+def test_upload_applies_codec_crf_ladder_and_presets(service, small_clip):
+    assert {p["name"] for p in service.get("/api/presets").json()["presets"]} == {"web", "streaming", "archive"}
+    r = service.upload(small_clip, codec="hevc", crf="30.5", preset="ultrafast", gop="1", ladder="200p@400k",
+                       audio_bitrate="96k")
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job_id"]
+    st = service.wait_done(job_id)
+    assert st["status"] == "done", st
+    assert set(st["renditions"]) == {"200p"}
+    path = service.tmp_dir / "encoded" / job_id / "200p.mp4"
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        assert (v.codec_context.name, v.codec_tag, v.codec_context.height) == ("hevc", "hvc1", 200)
+        assert c.streams.audio[0].codec_context.bit_rate < 110_000
+    assert checks.keyframe_times(path) == [0.0, 1.0, 2.0]
+    doc = json.loads((service.tmp_dir / "encoded" / job_id / "manifest.json").read_text())
+    assert doc["settings"]["codec"] == "hevc" and doc["settings"]["crf"] == 30.5 and doc["settings"]["gop"] == 1.0
+    assert service.get(f"/api/video/{job_id}/200p").status_code == 200
+
+
+def test_upload_of_hdr_for_h264_is_422_naming_hevc_and_av1(service, tmp_path):
+    hdr = make_clip(tmp_path / "hdr.mkv", codec="libx265", pix_fmt="yuv420p10le", colour=HDR10_PQ, seconds=1.0,
+                    audio=False)
+    r = service.upload(hdr, preset="web")
+    assert r.status_code == 422, r.text
+    assert "hevc or av1" in r.json()["error"]

@@ -28,6 +28,9 @@ def test_transfer_patterns_accept_exactly_the_job_files():
     w = layout.work_dir(JOB)
     assert layout.fetchable(layout.segment(w, 0)) and layout.fetchable(layout.audio_source(w))
     assert layout.storable(layout.chunk(w, "480p", 9999)) and layout.storable(layout.audio_output(w))
+    # any rung name, and the AV1 chunk container
+    assert layout.storable(layout.chunk(w, "90p", 0, "nut")) and layout.storable(layout.chunk(w, "2160p", 1))
+    assert not layout.storable(layout.chunk(w, "480p", 0, "mp4")) and not layout.storable(layout.chunk(w, "7p", 0))
     for bad in (layout.plan_file(w), layout.upload(JOB), layout.chunk(w, "720p", 1), f"work/{JOB}/../x",
                 f"work/not-a-uuid/segments/s0000.mkv", layout.segment(w, 0) + "x", "/" + layout.segment(w, 0)):
         assert not layout.fetchable(bad), bad
