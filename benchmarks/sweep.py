@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import baseline, inputs, machine, media, options, report, runs, scores
-from . import ladder as ladder_figure
+from . import baseline, inputs, machine, media, options, report, runs, scores, variants
 from .registry import register
 
 REPO = Path(__file__).resolve().parent.parent
@@ -180,10 +179,10 @@ def count_tasks(events: Sequence[dict[str, Any]]) -> int | None:
 
 def _segenc_variant(src: Path, work: Path, rungs: Sequence[str], cfg: Config, base_settings: dict[str, Any],
                     args: argparse.Namespace, chunk_used: float | None, keep: Any):
-    """The ladder figure's segenc variant (local runner, ``benchmarks.run_segenc``) with this config's
-    chunk length and granularity; adds the tasks that ran and the chunk length used."""
-    fn = ladder_figure._segenc_run(src, work, rungs, argparse.Namespace(workers=args.workers, chunk_seconds=cfg.chunk),
-                            {**base_settings, "granularity": cfg.granularity}, args.timeout, name=cfg.key, keep=keep)
+    """segenc with the local runner (``variants.segenc_local``) at this config's chunk length and
+    granularity; adds the tasks that ran and the chunk length used."""
+    fn = variants.segenc_local(src, work, rungs, timeout=args.timeout, workers=args.workers, chunk_seconds=cfg.chunk,
+                               settings={**base_settings, "granularity": cfg.granularity}, name=cfg.key, keep=keep)
 
     def run(rnd: int) -> runs.Measurement:
         m = fn(rnd)
@@ -628,7 +627,7 @@ def run(args: argparse.Namespace) -> int:
 
     keep_round = None if args.no_quality else 0   # this round's outputs are scored after the timed runs
     keep: Any = True if args.keep_outputs else ({keep_round} if keep_round is not None else False)
-    fns = {"ffmpeg": ladder_figure._ffmpeg_run(exe, src, work, rungs, enc, args.timeout, name="ffmpeg", keep=keep)}
+    fns = {"ffmpeg": variants.ffmpeg(exe, src, work, rungs, enc, args.timeout, name="ffmpeg", keep=keep)}
     for c in configs:
         used = c.chunk if c.chunk is not None else resolve_auto_chunk(src, rungs, c.granularity, args.workers)
         fns[c.key] = _segenc_variant(src, work, rungs, c, base_settings, args, used, keep)

@@ -324,3 +324,18 @@ class WorkerNode(Process):
     def start(self) -> "WorkerNode":
         self._state = None
         return super().start()
+
+
+def start_all(procs: Iterable[Process], timeout: float | None = None) -> None:
+    """Start every process first (they come up in parallel), then wait for each to be online."""
+    procs = list(procs)
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.wait_online(timeout)
+
+
+def stop_all(procs: Iterable[Process], timeout: float | None = None) -> None:
+    """Stop every process, last started first."""
+    for p in reversed(list(procs)):
+        p.stop(timeout)

@@ -8,7 +8,7 @@ import pytest
 
 from segenc.distributed import make_app
 from segenc.distributed.state import JobState, connect
-from service.harness import WorkerNode
+from service.harness import WorkerNode, start_all, stop_all
 from service.redis_server import RedisServer
 
 
@@ -31,14 +31,6 @@ def storage(tmp_path_factory):
     return root_a, root_b
 
 
-def start_workers(workers: list[WorkerNode], timeout: float = 60) -> None:
-    """Start every node, then wait until each has its heartbeat in and answers a Celery ping."""
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.wait_online(timeout)
-
-
 @pytest.fixture(scope="session")
 def cluster(redis_server, storage, tmp_path_factory):
     """Two worker nodes with different names and different paths to the same storage."""
@@ -48,11 +40,10 @@ def cluster(redis_server, storage, tmp_path_factory):
                WorkerNode("w2", root_b, redis_url=redis_server.url, ping=True, log=logs / "w2.log")]
     app = make_app(redis_server.url, root=root_a)
     try:
-        start_workers(workers)
+        start_all(workers, timeout=60)
         yield app, workers
     finally:
-        for w in workers:
-            w.stop()
+        stop_all(workers)
 
 
 @pytest.fixture(scope="session")
