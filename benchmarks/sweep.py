@@ -114,16 +114,12 @@ def parse_granularities(text: str) -> list[str]:
 
 
 def _encoder_defaults() -> dict[str, Any]:
-    """segenc's Settings defaults (what the ffmpeg baseline is given), else the documented ones."""
-    try:
-        from segenc.settings import Settings
+    """segenc's Settings defaults (what the ffmpeg baseline is given too)."""
+    from segenc.settings import Settings
 
-        s = Settings()
-        return {"preset": s.preset, "crf": s.crf, "audio_bitrate": s.audio_bitrate, "scaler": s.scaler,
-                "chunk_seconds": s.chunk_seconds, "granularity": s.granularity}
-    except Exception:
-        return {"preset": "veryfast", "crf": 23, "audio_bitrate": 128_000, "scaler": "bicubic",
-                "chunk_seconds": 10.0, "granularity": "segment"}
+    s = Settings()
+    return {"preset": s.preset, "crf": s.crf, "audio_bitrate": s.audio_bitrate, "scaler": s.scaler,
+            "chunk_seconds": s.chunk_seconds, "granularity": s.granularity}
 
 
 def _resolve_input(args: argparse.Namespace) -> tuple[float, tuple[int, int], int]:
@@ -202,18 +198,15 @@ def _renditions(ms: Sequence[runs.Measurement], rungs: Sequence[str]) -> dict[st
             for r in rungs if r in last}
 
 
-def resolve_auto_chunk(src: Path, rungs: Sequence[str], granularity: str, workers: int | None) -> float | None:
-    """The chunk length segenc's planner chooses for this input when left automatic, or None."""
-    try:
-        from segenc.plan import plan
-        from segenc.probe import probe
-        from segenc.settings import Settings
+def resolve_auto_chunk(src: Path, rungs: Sequence[str], granularity: str, workers: int | None) -> float:
+    """The chunk length segenc's planner chooses for this input when left automatic."""
+    from segenc.plan import plan
+    from segenc.probe import probe
+    from segenc.settings import Settings
 
-        p = plan(probe(src), tuple(rungs), Settings(granularity=granularity), job_id="sweep", workdir="sweep",
-                 workers=workers or os.cpu_count())   # LocalRunner's default pool size
-        return float(p.settings.chunk_seconds)
-    except Exception:
-        return None
+    p = plan(probe(src), tuple(rungs), Settings(granularity=granularity), job_id="sweep", workdir="sweep",
+             workers=workers or os.cpu_count())   # LocalRunner's default pool size
+    return float(p.settings.chunk_seconds)
 
 
 def _default_key(configs: Sequence[Config], defaults: dict[str, Any], effective: dict[str, float | None]
