@@ -310,7 +310,8 @@ class WorkerNode(Process):
             self._state = JobState.from_url(self._url())
         beat = self._state.workers().get(self.name)
         # A killed predecessor's heartbeat outlives it: only ours counts.
-        if not beat or int(beat.get("pid") or 0) not in {self.pid, *self.children()}:
+        pid = int((beat or {}).get("pid") or 0)
+        if not pid or (pid != self.pid and pid not in self.children()):
             return False
         if self.ping:
             if self._app is None:
