@@ -76,6 +76,7 @@ class Process:
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.proc: subprocess.Popen | None = None
+        self._ended = False  # stop()/kill() saw the whole group gone: never signal that id again
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -86,6 +87,7 @@ class Process:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(self.prefix + self.argv, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self._ended = False
         return self
 
     def online(self) -> bool:  # pragma: no cover - abstract
@@ -112,8 +114,8 @@ class Process:
     def stop(self, timeout: float | None = None) -> int | None:
         """SIGTERM to the group, wait up to ``timeout`` for all of it to exit, then SIGKILL the rest.
         Returns the leader's exit status (None if it was never started)."""
-        if self.proc is None:
-            return None
+        if self.proc is None or self._ended:
+            return None if self.proc is None else self.proc.returncode
         deadline = time.monotonic() + (self.stop_timeout if timeout is None else timeout)
         self._signal_group(signal.SIGTERM)
         try:
@@ -123,18 +125,20 @@ class Process:
         while self._group_alive() and time.monotonic() < deadline:
             time.sleep(0.1)
         if self.proc.poll() is None or self._group_alive():
-            self.kill()
+            return self.kill()
+        self._ended = True
         return self.proc.returncode
 
     def kill(self) -> int | None:
         """SIGKILL the whole group now (a crash, as far as the processes can tell)."""
-        if self.proc is None:
-            return None
+        if self.proc is None or self._ended:
+            return None if self.proc is None else self.proc.returncode
         self._signal_group(signal.SIGKILL)
         self.proc.wait()
         deadline = time.monotonic() + 10
         while self._group_alive() and time.monotonic() < deadline:
             time.sleep(0.05)
+        self._ended = not self._group_alive()
         return self.proc.returncode
 
     def restart(self, timeout: float | None = None) -> "Process":
