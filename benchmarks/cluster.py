@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,9 +26,6 @@ from .machine import machine_info, machine_line
 from .registry import register
 from .report import md_table, text_table, write_results
 
-REPO = Path(__file__).resolve().parent.parent
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=20.0, help="length of the scaling clip (default 20)")
     p.add_argument("--size", default="1280x720", help="size of the scaling clip (default 1280x720)")
@@ -38,34 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="6 s clips, 1 repeat")
 
 
-def _start_workers(names: list[str], root: Path, url: str, logs: Path) -> list[subprocess.Popen]:
-    procs = []
-    for n in names:
-        log = open(logs / f"{n}.log", "wb")
-        procs.append(subprocess.Popen([sys.executable, str(REPO / "start_service.py"), "--worker-name", n,
-                                       "--tmp-dir", str(root), "--redis-url", url, "--concurrency", "1"],
-                                      cwd=REPO, stdout=log, stderr=subprocess.STDOUT))
-    return procs
+def worker_nodes(names: list[str], root: Path, url: str, logs: Path) -> list:
+    """Worker nodes of one encoding process each on ``root``, online once they answer a Celery ping
+    (the consumer is up: an idle node takes a task at once, which the latency figures assume)."""
+    from service.harness import WorkerNode
 
-
-def _wait_online(app, names: list[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        replies = app.control.inspect(timeout=1).ping() or {}
-        if all(any(node.startswith(n + "@") for node in replies) for n in names):
-            return
-        time.sleep(0.3)
-    raise RuntimeError(f"workers {names} did not come up")
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    return [WorkerNode(n, root, redis_url=url, concurrency=1, ping=True, log=logs / f"{n}.log") for n in names]
 
 
 def _job(app, url: str, root: Path, clip: Path, out: Path, chunk: float) -> tuple[float, list]:
@@ -106,6 +80,7 @@ def _latencies(events: list) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from segenc.distributed import make_app
+    from service.harness import start_all, stop_all
     from service.redis_server import RedisServer
 
     if args.quick:
@@ -118,11 +93,10 @@ def run(args: argparse.Namespace) -> int:
     root.mkdir()
     server = RedisServer(work / "redis")
     server.start()
-    procs: list[subprocess.Popen] = []
+    nodes = worker_nodes(["bench_w1", "bench_w2"], root, server.url, work)
     try:
         app = make_app(server.url, root=root)
-        procs = _start_workers(["bench_w1", "bench_w2"], root, server.url, work)
-        _wait_online(app, ["bench_w1", "bench_w2"])
+        start_all(nodes)
         # Latency: many tiny tasks, two idle single-process workers.
         lat = [_latencies(_job(app, server.url, root, tiny, work / "out", 0.5)[1]) for _ in range(3)]
         first = [x for r in lat for x in r["first_start_ms"]]
@@ -133,15 +107,13 @@ def run(args: argparse.Namespace) -> int:
         for _ in range(args.repeat):
             for n in (1, 2):
                 if n == 1:
-                    _stop(procs[1:])
-                    procs = procs[:1]
+                    stop_all(nodes[1:])
                 else:
-                    procs += _start_workers(["bench_w2"], root, server.url, work)
-                    _wait_online(app, ["bench_w1", "bench_w2"])
+                    start_all(nodes[1:])
                 walls[n].append(_job(app, server.url, root, clip, work / "out", args.chunk_seconds)[0])
                 print(f"  {n} worker process(es): {walls[n][-1]:.2f} s", flush=True)
     finally:
-        _stop(procs)
+        stop_all(nodes)
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
     med = {n: statistics.median(v) for n, v in walls.items()}

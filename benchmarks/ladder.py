@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Container, Sequence
+from typing import Any, Sequence
 
-from . import baseline, inputs, machine, media, options, report, runs, scores
+from . import baseline, inputs, machine, media, options, report, runs, scores, variants
 from .registry import register
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,8 +45,6 @@ MIN_WINDOW = 0.5     # stages shorter than this (2 sampler ticks) get no busy-co
 NOISE_LIMIT = 0.10   # a run is "noisy" when other processes used more than this share of its own CPU
 # segenc's "stage" progress events -> its res.timings keys ("probing" covers probe + plan).
 STAGE_EVENT_NAMES = {"probing": "probe", "splitting": "split", "encoding": "encode", "concatenating": "concat"}
-
-Keep = bool | Container[int]   # keep every round's outputs (True), none (False), or these rounds'
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -90,128 +87,6 @@ def _settings_defaults() -> dict[str, Any]:
     except Exception:
         return {"preset": "veryfast", "crf": 23, "audio_bitrate": 128_000, "scaler": "bicubic", "codec": "h264",
                 "gop": 2.0}
-
-
-# ----------------------------------------------------------------------------- variants
-#
-# Each factory returns ``run(rnd) -> runs.Measurement`` for ``runs.alternate``. Outputs go to
-# WORK/<name>-r<rnd>/ and are described (``m.extra["outputs"]``), then deleted unless ``keep``
-# says to keep that round's (``m.extra["out_dir"]`` names the directory; the caller deletes it).
-
-def _keeps(keep: Keep, rnd: int) -> bool:
-    return keep if isinstance(keep, bool) else rnd in keep
-
-
-def _finish_outputs(m: runs.Measurement, out: Path, outputs: dict[str, Path], keep: Keep, rnd: int) -> None:
-    m.extra["outputs"] = {name: media.describe(p) for name, p in outputs.items()}
-    m.extra["out_dir"] = str(out)
-    m.extra["kept"] = _keeps(keep, rnd)
-    if not m.extra["kept"]:
-        shutil.rmtree(out, ignore_errors=True)
-
-
-def _ffmpeg_run(exe: str, src: Path, work: Path, ladder: Sequence[str], enc: dict[str, Any], timeout: float, *,
-                threads: int | None = None, name: str = "ffmpeg", keep: Keep = False
-                ) -> Callable[[int], runs.Measurement]:
-    """The one-process ffmpeg CLI baseline (``threads=1``: single-threaded, see baseline.ladder_command)."""
-    def run(rnd: int) -> runs.Measurement:
-        out = work / f"{name}-r{rnd}"
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
-        cmd, outputs = baseline.ladder_command(exe, src, out, ladder, preset=enc["preset"], crf=enc["crf"],
-                                               audio_bitrate=enc["audio_bitrate"], scaler=enc["scaler"],
-                                               threads=threads, codec=enc.get("codec", "h264"), gop=enc.get("gop"))
-        m = runs.run_measured(cmd, variant=name, log_path=work / f"{name}-r{rnd}.log", timeout=timeout)
-        m.extra["command"] = cmd
-        m.extra["threads"] = threads
-        _finish_outputs(m, out, outputs, keep, rnd)
-        return m
-    return run
-
-
-def _repo_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    return env
-
-
-def _segenc_args(src: Path, out: Path, res_json: Path, ladder: Sequence[str], args: argparse.Namespace,
-                 settings: dict | None) -> list[str]:
-    cmd = [str(src), str(out), "--json", str(res_json), "--ladder", ",".join(ladder)]
-    if args.chunk_seconds is not None:
-        cmd += ["--chunk-seconds", str(args.chunk_seconds)]
-    if settings:
-        cmd += ["--settings", json.dumps(settings)]
-    return cmd
-
-
-def _segenc_extra(m: runs.Measurement, r: dict[str, Any], cmd: list[str], out: Path, keep: Keep, rnd: int) -> None:
-    m.extra["command"] = cmd
-    m.extra["timings"] = r.get("timings", {})
-    m.extra["segments"] = r.get("segments")
-    m.extra["runner"] = r.get("runner", {})
-    m.extra["reported"] = {x["name"]: x for x in r.get("renditions", [])}
-    m.extra["events"] = r.get("events", [])
-    _finish_outputs(m, out, {x["name"]: out / x["path"] for x in r.get("renditions", [])}, keep, rnd)
-    m.extra["analysis"] = analyse_segenc(m, r)
-
-
-def _segenc_run(src: Path, work: Path, ladder: Sequence[str], args: argparse.Namespace, settings: dict | None,
-                timeout: float, *, name: str = "segenc", keep: Keep = False) -> Callable[[int], runs.Measurement]:
-    """``segenc.encode`` with the local runner in a subprocess (``benchmarks.run_segenc``).
-
-    Reads ``args.workers`` and ``args.chunk_seconds`` (None: segenc's defaults); ``settings`` is a
-    dict of Settings fields (e.g. ``{"granularity": "rendition"}``) passed as ``--settings`` JSON."""
-    env = _repo_env()
-
-    def run(rnd: int) -> runs.Measurement:
-        out = work / f"{name}-r{rnd}"
-        shutil.rmtree(out, ignore_errors=True)
-        res_json = work / f"{name}-r{rnd}.json"
-        res_json.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "benchmarks.run_segenc"] + _segenc_args(src, out, res_json, ladder, args, settings)
-        if args.workers is not None:
-            cmd += ["--workers", str(args.workers)]
-        m = runs.run_measured(cmd, variant=name, log_path=work / f"{name}-r{rnd}.log", env=env, cwd=REPO,
-                              timeout=timeout)
-        _segenc_extra(m, json.loads(res_json.read_text()), cmd, out, keep, rnd)
-        return m
-    return run
-
-
-def _celery_run(src: Path, work: Path, ladder: Sequence[str], args: argparse.Namespace, settings: dict | None,
-                timeout: float, *, processes: int, name: str | None = None, keep: Keep = False
-                ) -> Callable[[int], runs.Measurement]:
-    """``segenc.encode(..., runner=CeleryRunner)`` on a private Redis + ``processes`` worker nodes
-    (``benchmarks.run_celery``). The Measurement's wall, CPU, machine load and profile are the
-    encode call's; the whole subprocess's (Redis and worker start-up included) is in
-    ``extra["process"]``."""
-    name = name or f"celery{processes}"
-    env = _repo_env()
-
-    def run(rnd: int) -> runs.Measurement:
-        out = work / f"{name}-r{rnd}"
-        shutil.rmtree(out, ignore_errors=True)
-        scratch = work / f"{name}-r{rnd}.cluster"
-        shutil.rmtree(scratch, ignore_errors=True)
-        res_json = work / f"{name}-r{rnd}.json"
-        res_json.unlink(missing_ok=True)
-        cmd = ([sys.executable, "-m", "benchmarks.run_celery"] + _segenc_args(src, out, res_json, ladder, args, settings)
-               + ["--work-dir", str(scratch), "--processes", str(processes), "--timeout", str(timeout)])
-        m = runs.run_measured(cmd, variant=name, log_path=work / f"{name}-r{rnd}.log", env=env, cwd=REPO,
-                              timeout=timeout + 300)
-        r = json.loads(res_json.read_text())
-        job = r["job"]
-        m.extra["process"] = {"wall": m.wall, "user": m.user, "sys": m.sys, "cpu": m.cpu,
-                              "machine_busy": m.machine_busy, "started_at": m.started_at}
-        m.wall, m.user, m.sys = job["wall"], job["user"], job["sys"]
-        m.machine_busy, m.started_at = job["machine_busy"], job["t0_wall"]
-        m.profile = [tuple(x) for x in job["profile"]]
-        m.extra["cpu_by"] = job.get("cpu_by", {})
-        _segenc_extra(m, r, cmd, out, keep, rnd)
-        shutil.rmtree(scratch / "storage", ignore_errors=True)
-        return m
-    return run
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -294,25 +169,12 @@ def serial_shares(timings: dict[str, float], events: Sequence[dict[str, Any]] = 
     return out
 
 
-def serial_share(timings: dict[str, float]) -> tuple[float | None, list[str]]:
-    """(split + audio + concat) / total from the timings alone (kept for callers of the old API)."""
-    s = serial_shares(timings)
-    return s["literal"], s["literal_parts"]
-
-
 def analyse_segenc(m: runs.Measurement, r: dict[str, Any]) -> dict[str, Any]:
     """Where segenc's wall time went: stages, cores busy in each, pool occupancy, process overhead."""
     timings: dict[str, float] = r.get("timings", {}) or {}
     runner = r.get("runner", {}) or {}
     events = r.get("events", []) or []
     out: dict[str, Any] = {}
-    if "encode" not in timings and timings.get("total"):
-        # Older segenc builds did not time the encode stage: it is what the others leave of total.
-        rest = sum(v for k, v in timings.items() if k != "total" and isinstance(v, (int, float)))
-        out["encode_derived"] = True
-        timings = {**{k: v for k, v in timings.items() if k != "total"}, "encode": timings["total"] - rest,
-                   "total": timings["total"]}
-        r["timings"] = m.extra["timings"] = timings
     sh = serial_shares(timings, events)
     out["serial"] = sh
     out["serial_share"], out["serial_stages"] = sh["literal"], sh["literal_parts"]
@@ -812,12 +674,9 @@ def rerender(args: argparse.Namespace) -> int:
         for ms in results.values():
             for m in ms:
                 if "events" in m.extra:
-                    derived = m.extra.get("analysis", {}).get("encode_derived")
                     m.extra["analysis"] = analyse_segenc(m, {"timings": m.extra.get("timings", {}),
                                                              "runner": m.extra.get("runner", {}),
                                                              "events": m.extra["events"]})
-                    if derived:
-                        m.extra["analysis"]["encode_derived"] = True
         inp = dict(data["input"])
         spec = inputs.InputSpec(**inp.pop("spec"))
         src = Path(inp.pop("path"))
@@ -869,15 +728,15 @@ def run(args: argparse.Namespace) -> int:
         return rerender(args)
     seconds, (w, h), fps = _resolve_input(args)
     ladder = baseline.parse_ladder(args.ladder)
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    if not variants or set(variants) - set(VARIANTS):
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if not names or set(names) - set(VARIANTS):
         raise SystemExit(f"--variants must name some of {','.join(VARIANTS)}, got {args.variants!r}")
-    variants = [v for v in VARIANTS if v in variants]   # the documented alternation order
+    names = [v for v in VARIANTS if v in names]   # the documented alternation order
     if args.quality_variants:
         scored = [v.strip() for v in args.quality_variants.split(",") if v.strip()]
     else:
         scored = list(VARIANTS) if args.quick else list(QUALITY_DEFAULT)
-    scored = [] if args.no_quality else [v for v in variants if v in scored]
+    scored = [] if args.no_quality else [v for v in names if v in scored]
     flavours = ["clean", "grain"] if args.flavour == "both" else [args.flavour]
     exe = inputs.ffmpeg_exe()
     enc = _settings_defaults()
@@ -908,18 +767,21 @@ def run(args: argparse.Namespace) -> int:
         work.mkdir(parents=True)
         print(f"\n== ladder / {flavour}: {src.name} ({report.mb(src_info['bytes'])}, {src_info['frames']} frames, "
               f"{src_info['video_bitrate'] / 1e6:.1f} Mb/s) ladder {','.join(rungs)}, "
-              f"{args.repeat} runs each, alternating {' '.join(variants)}")
-        fns: dict[str, Callable[[int], runs.Measurement]] = {}
-        for v in variants:
-            keep: Keep = True if args.keep_outputs else ({args.repeat - 1} if v in scored else False)
+              f"{args.repeat} runs each, alternating {' '.join(names)}")
+        fns: dict[str, variants.Variant] = {}
+        for v in names:
+            keep: variants.Keep = True if args.keep_outputs else ({args.repeat - 1} if v in scored else False)
             if v in (BASELINE, BASELINE_1T):
-                fns[v] = _ffmpeg_run(exe, src, work, rungs, enc, args.timeout, name=v, keep=keep,
-                                     threads=1 if v == BASELINE_1T else None)
+                fns[v] = variants.ffmpeg(exe, src, work, rungs, enc, args.timeout, name=v, keep=keep,
+                                         threads=1 if v == BASELINE_1T else None)
             elif v == LOCAL:
-                fns[v] = _segenc_run(src, work, rungs, args, seg_settings, args.timeout, name=v, keep=keep)
+                fns[v] = variants.segenc_local(src, work, rungs, timeout=args.timeout, workers=args.workers,
+                                               chunk_seconds=args.chunk_seconds, settings=seg_settings, name=v,
+                                               keep=keep, analyse=analyse_segenc)
             else:
-                fns[v] = _celery_run(src, work, rungs, args, seg_settings, args.timeout, processes=CELERY[v],
-                                     name=v, keep=keep)
+                fns[v] = variants.segenc_celery(src, work, rungs, timeout=args.timeout, processes=CELERY[v],
+                                                chunk_seconds=args.chunk_seconds, settings=seg_settings, name=v,
+                                                keep=keep, analyse=analyse_segenc)
 
         def on_result(rnd: int, m: runs.Measurement) -> None:
             tag = "warmup" if rnd < 0 else f"run {rnd + 1}/{args.repeat}"
@@ -982,10 +844,6 @@ def _check(s: dict[str, Any], ladder: Sequence[str], src_info: dict[str, Any],
         for r, c in s[v].get("integrity", {}).items():
             if c["level"] >= 2:
                 problems.append(f"{v} {r}: integrity: {'; '.join(c['reasons'])}")
-        if "integrity" not in s[v]:   # older results: frame counts only
-            for r, d in s[v].get("renditions", {}).items():
-                if d["frames"] != src_info.get("frames"):
-                    problems.append(f"{v} {r}: {d['frames']} frames, source has {src_info.get('frames')}")
     f = s.get(BASELINE, {}).get("renditions", {})
     cores_seen: set[str] = set()
     for v in variants:
@@ -1006,8 +864,6 @@ def _check(s: dict[str, Any], ladder: Sequence[str], src_info: dict[str, Any],
     if len(hashes) > 1:
         problems.append(f"segenc's source changed between runs ({', '.join(sorted(map(str, hashes)))}): "
                         "the runs measured different code")
-    if any(m.extra.get("analysis", {}).get("encode_derived") for m in seg):
-        problems.append("segenc's res.timings has no 'encode' key: encode = total - other stages")
     for v in variants:
         if s[v]["foreign_cpu"] > NOISE_LIMIT * s[v]["cpu"]:
             problems.append(f"{v}: other processes used {s[v]['foreign_cpu']:.1f} core-s during a median run "

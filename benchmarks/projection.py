@@ -4,7 +4,7 @@ Runs nothing heavy. A model is calibrated from stored ``ladder`` results (segenc
 times from its ``chunk_started``/``chunk_done`` events, its stage timings) and the ``cluster``
 figure (dispatch latency, chord completion delay), then a synthetic source (10 minutes, same
 frame size / fps / GOP as the calibrating input) is planned with ``segenc.plan.plan`` and
-``Plan.tasks(workers)``, each task's time predicted from the fit, and the chord simulated:
+the tasks it stores for W workers (``Plan.groups()``), each task's time predicted from the fit, and the chord simulated:
 
     wall = probe + plan + split                      (serial, before; per source second)
          + first dispatch + list scheduling of the tasks, longest first, on W workers,
@@ -25,10 +25,8 @@ per core), no network transfer cost. See the README section for how to read the 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import glob
 import heapq
-import inspect
 import json
 import math
 import statistics
@@ -189,7 +187,7 @@ def synthetic_info(seconds: float, width: int, height: int, fps: float, gop: int
     fr = Fraction(fps).limit_denominator(1001)
     frames = max(1, round(seconds * fps))
     duration = float(frames / fr)
-    values = dict(
+    return MediaInfo(
         path="synthetic.mp4", container="mov,mp4,m4a,3gp,3g2,mj2", codec="h264", pix_fmt="yuv420p",
         bit_depth=8, width=width, height=height, display_width=width, display_height=height, rotation=0,
         sar="1:1", time_base=f"1/{fr.numerator}", fps=float(fr), frame_rate=f"{fr.numerator}/{fr.denominator}",
@@ -199,8 +197,6 @@ def synthetic_info(seconds: float, width: int, height: int, fps: float, gop: int
         audio_sample_rate=48000 if has_audio else None, audio_channels=2 if has_audio else None,
         audio_duration=duration if has_audio else None, size=int(bytes_per_second * duration),
     )
-    names = {f.name for f in dataclasses.fields(MediaInfo)}
-    return MediaInfo(**{k: v for k, v in values.items() if k in names})
 
 
 _PROBED: dict[str, Any] = {}
@@ -227,57 +223,19 @@ def input_info(data: dict[str, Any]) -> tuple[Any, str]:
                           bytes_per_second=(inp.get("bytes") or 0) / seconds), "synthetic"
 
 
-def planner_caps() -> dict[str, bool]:
-    """What the planner supports: a ``workers`` keyword, ``chunk_seconds=None`` for auto."""
-    from segenc.plan import plan
-    from segenc.settings import Settings
-
-    caps = {"workers": "workers" in inspect.signature(plan).parameters, "auto_chunks": False}
-    try:
-        dataclasses.replace(Settings(), chunk_seconds=None)
-        caps["auto_chunks"] = True
-    except (TypeError, ValueError):
-        pass
-    return caps
-
-
 def make_settings(chunk: str | float | None, base: dict[str, Any]):
-    """Settings for a segment length; ``"auto"``: None if the planner accepts it, else the default."""
+    """Settings for a segment length; ``"auto"``: the planner's automatic length (``chunk_seconds=None``)."""
     from segenc.settings import Settings
 
     s = Settings(**{k: v for k, v in base.items() if v is not None})
-    if chunk == "auto":
-        try:
-            return dataclasses.replace(s, chunk_seconds=None)
-        except (TypeError, ValueError):
-            return s
-    return dataclasses.replace(s, chunk_seconds=float(chunk))
+    return s.with_(chunk_seconds=None if chunk == "auto" else float(chunk))
 
 
 def make_plan(info, ladder, settings, workers: int | None):
+    """The planner's plan for ``workers`` encoder processes; its tasks come with it (``Plan.groups()``)."""
     from segenc.plan import plan
 
-    kw: dict[str, Any] = {"job_id": "projection", "workdir": "projection"}
-    if workers is not None and "workers" in inspect.signature(plan).parameters:
-        kw["workers"] = workers
-    return plan(info, tuple(ladder), settings, **kw)
-
-
-def task_cost(group) -> float:
-    """A task's planned cost: the planner's own ``task_cost`` when it has one (a segment decoded
-    once per task), else the sum of its chunks' costs."""
-    import segenc.model as model
-
-    if hasattr(model, "task_cost"):
-        return model.task_cost(group)
-    return sum(c.cost for c in group)
-
-
-def _plan_tasks(p, workers: int):
-    try:
-        return p.tasks(workers)
-    except TypeError:  # a Plan.tasks without the workers argument
-        return p.tasks()
+    return plan(info, tuple(ladder), settings, job_id="projection", workdir="projection", workers=workers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,6 +276,8 @@ def _task_label(chunks: list, seconds: float) -> str:
 
 def collect_tasks(paths: list[Path], problems: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Measured video and audio tasks of every segenc run in ``paths``, with their planned cost."""
+    from segenc.model import task_cost
+
     video, audio = [], []
     for path in paths:
         data = _load(path)
@@ -490,10 +450,10 @@ def predict(cal: dict[str, Any], info, ladder, chunk: str | float, workers: int,
     """Model one job: plan it, predict every task, schedule on ``workers``, add the serial stages."""
     settings = make_settings(chunk, settings_base if settings_base is not None else cal["settings"])
     p = make_plan(info, ladder, settings, workers)
-    tasks = _plan_tasks(p, workers)
+    tasks = p.groups()
     a, b = cal["fit"]["a"], cal["fit"]["b"]
     times, names = [], []
-    from segenc.model import task_id
+    from segenc.model import task_cost, task_id
 
     for g in tasks:
         if g[0].kind == "audio":
@@ -629,10 +589,11 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from segenc.model import task_cost
+
     t_start = time.perf_counter()
     problems: list[str] = []
     cal = calibrate(args, problems)
-    caps = planner_caps()
     inp = cal["input"]
     width, height = _parse_size(args.size) if args.size else (inp["width"], inp["height"])
     fps = args.fps or inp["fps"]
@@ -697,7 +658,7 @@ def run(args: argparse.Namespace) -> int:
     # One 10 s segment of the calibrating input, every rung in one task, as the fit predicts it.
     seg_info = synthetic_info(10.0, inp["width"], inp["height"], inp["fps"], inp["gop"] or round(2 * inp["fps"]),
                               has_audio=False)
-    seg_task = _plan_tasks(make_plan(seg_info, cal["ladder"], make_settings(10.0, cal["settings"]), None), 1)[0]
+    seg_task = make_plan(seg_info, cal["ladder"], make_settings(10.0, cal["settings"]), None).groups()[0]
     per_10s = fit["a"] + fit["b"] * task_cost(seg_task)
     calib_lines = [
         f"calibrated from {Path(cal['primary']).name} ({cal['info_from']} input, {mach.get('cores')} cores "
@@ -713,11 +674,8 @@ def run(args: argparse.Namespace) -> int:
         f"chord completion {d['chord'] * 1e3:.1f} ms; local pool in the calibrating run: start-up "
         f"{cal['local']['first_start'] * 1e3:.0f} ms, gap {cal['local']['gap'] * 1e3:.1f} ms, tail "
         f"{cal['local']['chord'] * 1e3:.0f} ms, outside encode() {cal['outside']:.2f} s",
-        f"planner: workers keyword {'yes' if caps['workers'] else 'no'}, chunk_seconds=None (auto) "
-        f"{'yes' if caps['auto_chunks'] else 'no'}; concat modelled {args.concat}",
+        f"concat modelled {args.concat}",
     ]
-    if not caps["auto_chunks"] and "auto" in chunks:
-        problems.append("the planner has no automatic segment length yet: 'auto' is Settings' default chunk_seconds")
 
     # Terminal
     print(f"projection: {src}")
@@ -768,7 +726,7 @@ def run(args: argparse.Namespace) -> int:
     data = {"figure": "projection", "args": {k: v for k, v in vars(args).items() if k != "func"},
             "modelled_source": {"seconds": seconds, "width": width, "height": height, "fps": fps, "gop": gop,
                                 "ladder": ladder},
-            "planner": caps, "calibration": cal, "rows": rows, "validation": val, "problems": problems}
+            "calibration": cal, "rows": rows, "validation": val, "problems": problems}
     if not args.no_save:
         out_dir = Path(args.results_dir)
         png = None if args.no_plot else plot(rows, out_dir / f"{args.tag}.png", f"segenc projection: {src}")

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     from segenc.settings import Settings
     from service.redis_server import RedisServer
 
-    from .cluster import _start_workers, _stop, _wait_online
+    from service.harness import WorkerNode, start_all, stop_all
     from .run_segenc import EventLog, record, segenc_identity
     from .runs import CpuSampler, wait_for_quiet
     t_import = time.perf_counter() - t_start
@@ -94,18 +94,20 @@ def main(argv: list[str] | None = None) -> int:
     names = [f"ladder_w{i + 1}" for i in range(a.processes)]
 
     server = RedisServer(work / "redis")
-    procs: list = []
+    nodes: list = []
     try:
         server.start()
         app = make_app(server.url, root=root)
-        procs = _start_workers(names, root, server.url, logs)
-        _wait_online(app, names, timeout=a.startup_timeout)
+        # One encoding process each; online once they answer a Celery ping (the consumer is up).
+        nodes = [WorkerNode(n, root, redis_url=server.url, concurrency=1, ping=True, log=logs / f"{n}.log")
+                 for n in names]
+        start_all(nodes, timeout=a.startup_timeout)
         t_online = time.perf_counter() - t_start
         settled = wait_for_quiet(window=0.5, timeout=a.settle) if a.settle > 0 else None
 
         runner = CeleryRunner(server.url, root, app=app, timeout=a.timeout)
         sampler = CpuSampler().start()
-        w0 = {n: tree_cpu(pr.pid) for n, pr in zip(names, procs)}
+        w0 = {w.name: tree_cpu(w.pid) for w in nodes}
         r0 = tree_cpu(server.pid)
         s0 = resource.getrusage(resource.RUSAGE_SELF)
         log = EventLog()
@@ -114,11 +116,11 @@ def main(argv: list[str] | None = None) -> int:
                             settings=settings, runner=runner, on_progress=log)
         wall = time.perf_counter() - t0
         s1 = resource.getrusage(resource.RUSAGE_SELF)
-        w1 = {n: tree_cpu(pr.pid) for n, pr in zip(names, procs)}
+        w1 = {w.name: tree_cpu(w.pid) for w in nodes}
         r1 = tree_cpu(server.pid)
         sampler.stop()
     finally:
-        _stop(procs)
+        stop_all(nodes, 20)
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(work / "redis", ignore_errors=True)

@@ -17,7 +17,10 @@ import os
 import resource
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import segenc
 
 
 class EventLog:
@@ -28,19 +31,13 @@ class EventLog:
         self.events: list[dict[str, Any]] = []
         self.frame_events = 0
 
-    def __call__(self, ev: Any) -> None:
-        if getattr(ev, "kind", None) == "frames":
+    def __call__(self, ev: "segenc.ProgressEvent") -> None:
+        if ev.kind == "frames":
             self.frame_events += 1
             return
-        d: dict[str, Any] = {}
-        for k in ("kind", "stage", "chunk_id", "rendition", "frames", "worker", "message"):
-            v = getattr(ev, k, None)
-            if v is not None:
-                d[k] = v
-        if not d:
-            d["repr"] = repr(ev)[:200]
-        t = getattr(ev, "time", None)
-        d["t"] = round((t if isinstance(t, (int, float)) else time.time()) - self.t0_wall, 4)
+        d: dict[str, Any] = {k: getattr(ev, k) for k in ("kind", "stage", "chunk_id", "rendition", "frames", "worker",
+                                                         "message") if getattr(ev, k) is not None}
+        d["t"] = round(ev.time - self.t0_wall, 4)
         self.events.append(d)
 
 

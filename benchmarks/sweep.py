@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import baseline, inputs, machine, media, options, report, runs, scores
-from . import ladder as ladder_figure
+from . import baseline, inputs, machine, media, options, report, runs, scores, variants
 from .registry import register
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,16 +114,12 @@ def parse_granularities(text: str) -> list[str]:
 
 
 def _encoder_defaults() -> dict[str, Any]:
-    """segenc's Settings defaults (what the ffmpeg baseline is given), else the documented ones."""
-    try:
-        from segenc.settings import Settings
+    """segenc's Settings defaults (what the ffmpeg baseline is given too)."""
+    from segenc.settings import Settings
 
-        s = Settings()
-        return {"preset": s.preset, "crf": s.crf, "audio_bitrate": s.audio_bitrate, "scaler": s.scaler,
-                "chunk_seconds": s.chunk_seconds, "granularity": s.granularity}
-    except Exception:
-        return {"preset": "veryfast", "crf": 23, "audio_bitrate": 128_000, "scaler": "bicubic",
-                "chunk_seconds": 10.0, "granularity": "segment"}
+    s = Settings()
+    return {"preset": s.preset, "crf": s.crf, "audio_bitrate": s.audio_bitrate, "scaler": s.scaler,
+            "chunk_seconds": s.chunk_seconds, "granularity": s.granularity}
 
 
 def _resolve_input(args: argparse.Namespace) -> tuple[float, tuple[int, int], int]:
@@ -180,10 +175,10 @@ def count_tasks(events: Sequence[dict[str, Any]]) -> int | None:
 
 def _segenc_variant(src: Path, work: Path, rungs: Sequence[str], cfg: Config, base_settings: dict[str, Any],
                     args: argparse.Namespace, chunk_used: float | None, keep: Any):
-    """The ladder figure's segenc variant (local runner, ``benchmarks.run_segenc``) with this config's
-    chunk length and granularity; adds the tasks that ran and the chunk length used."""
-    fn = ladder_figure._segenc_run(src, work, rungs, argparse.Namespace(workers=args.workers, chunk_seconds=cfg.chunk),
-                            {**base_settings, "granularity": cfg.granularity}, args.timeout, name=cfg.key, keep=keep)
+    """segenc with the local runner (``variants.segenc_local``) at this config's chunk length and
+    granularity; adds the tasks that ran and the chunk length used."""
+    fn = variants.segenc_local(src, work, rungs, timeout=args.timeout, workers=args.workers, chunk_seconds=cfg.chunk,
+                               settings={**base_settings, "granularity": cfg.granularity}, name=cfg.key, keep=keep)
 
     def run(rnd: int) -> runs.Measurement:
         m = fn(rnd)
@@ -203,18 +198,15 @@ def _renditions(ms: Sequence[runs.Measurement], rungs: Sequence[str]) -> dict[st
             for r in rungs if r in last}
 
 
-def resolve_auto_chunk(src: Path, rungs: Sequence[str], granularity: str, workers: int | None) -> float | None:
-    """The chunk length segenc's planner chooses for this input when left automatic, or None."""
-    try:
-        from segenc.plan import plan
-        from segenc.probe import probe
-        from segenc.settings import Settings
+def resolve_auto_chunk(src: Path, rungs: Sequence[str], granularity: str, workers: int | None) -> float:
+    """The chunk length segenc's planner chooses for this input when left automatic."""
+    from segenc.plan import plan
+    from segenc.probe import probe
+    from segenc.settings import Settings
 
-        p = plan(probe(src), tuple(rungs), Settings(granularity=granularity), job_id="sweep", workdir="sweep",
-                 workers=workers or os.cpu_count())   # LocalRunner's default pool size
-        return float(p.settings.chunk_seconds)
-    except Exception:
-        return None
+    p = plan(probe(src), tuple(rungs), Settings(granularity=granularity), job_id="sweep", workdir="sweep",
+             workers=workers or os.cpu_count())   # LocalRunner's default pool size
+    return float(p.settings.chunk_seconds)
 
 
 def _default_key(configs: Sequence[Config], defaults: dict[str, Any], effective: dict[str, float | None]
@@ -628,7 +620,7 @@ def run(args: argparse.Namespace) -> int:
 
     keep_round = None if args.no_quality else 0   # this round's outputs are scored after the timed runs
     keep: Any = True if args.keep_outputs else ({keep_round} if keep_round is not None else False)
-    fns = {"ffmpeg": ladder_figure._ffmpeg_run(exe, src, work, rungs, enc, args.timeout, name="ffmpeg", keep=keep)}
+    fns = {"ffmpeg": variants.ffmpeg(exe, src, work, rungs, enc, args.timeout, name="ffmpeg", keep=keep)}
     for c in configs:
         used = c.chunk if c.chunk is not None else resolve_auto_chunk(src, rungs, c.granularity, args.workers)
         fns[c.key] = _segenc_variant(src, work, rungs, c, base_settings, args, used, keep)

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -25,9 +21,6 @@ from .inputs import DEFAULT_CACHE, InputSpec, ensure_input, parse_size
 from .machine import machine_info, machine_line
 from .registry import register
 from .report import md_table, text_table, write_results
-
-REPO = Path(__file__).resolve().parent.parent
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=20.0, help="clip length (default 20)")
@@ -53,56 +46,30 @@ def _upload(base: str, clip: Path) -> str:
         return json.loads(r.read())["job_id"]
 
 
-def _wait(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def _mode(clip: Path, shared: bool, work: Path) -> tuple[float, int]:
-    from service.redis_server import free_port
+    from segenc.distributed import JobState
+    from service.harness import MainInstance
 
     tmp = work / ("shared" if shared else "main")
-    port = free_port()
-    env = dict(os.environ, SEGENC_RUNTIME_DIR=str(work / "runtime"))
-    main = subprocess.Popen([sys.executable, str(REPO / "start_service.py"), "--port", str(port), "--tmp-dir",
-                             str(tmp), "--redis-port", "0", "--concurrency", "1"], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = None
-    base = f"http://127.0.0.1:{port}"
     try:
-        _wait(lambda: _ok(base + "/healthz"), 60, "the main instance")
-        worker = subprocess.Popen([sys.executable, str(REPO / "start_service.py"), "--worker-name", "bench_extra",
-                                   "--tmp-dir", str(tmp if shared else work / "elsewhere"), "--concurrency", "1"],
-                                  cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait(lambda: sum(w["online"] for w in _get(base + "/api/workers")["workers"]) >= 2, 60, "workers")
-        t0 = time.perf_counter()
-        job = _upload(base, clip)
-        _wait(lambda: _get(f"{base}/api/status/{job}")["status"] in ("done", "failed"), 900, "the job")
-        wall = time.perf_counter() - t0
-        if _get(f"{base}/api/status/{job}")["status"] != "done":
-            raise RuntimeError("the job failed")
-        from segenc.distributed import JobState
-
-        url = json.loads((tmp / "cluster.json").read_text())["redis_url"]
-        moved = JobState.from_url(url).transferred()
-        return wall, moved
+        # Two workers online (the main instance's own and the extra one) before the upload.
+        with MainInstance(tmp, concurrency=1, runtime_dir=work / "runtime") as main, \
+                main.worker("bench_extra", tmp if shared else work / "elsewhere", concurrency=1):
+            base = main.url
+            t0 = time.perf_counter()
+            job = _upload(base, clip)
+            deadline = time.monotonic() + 900
+            while (status := _get(f"{base}/api/status/{job}")["status"]) not in ("done", "failed"):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("timed out waiting for the job")
+                time.sleep(0.1)
+            wall = time.perf_counter() - t0
+            if status != "done":
+                raise RuntimeError("the job failed")
+            return wall, JobState.from_url(main.redis_url).transferred()
     finally:
-        for p in (worker, main):
-            if p is not None and p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                p.wait(30)
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(work / "elsewhere", ignore_errors=True)
-
-
-def _ok(url: str) -> bool:
-    try:
-        return _get(url).get("ok", False)
-    except OSError:
-        return False
 
 
 def run(args: argparse.Namespace) -> int:

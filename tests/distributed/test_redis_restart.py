@@ -9,9 +9,9 @@ import pytest
 
 import segenc
 from segenc.distributed import CeleryRunner, make_app
+from service.harness import WorkerNode
 from service.redis_server import RedisServer
 from tests import checks
-from tests.distributed.conftest import Worker, wait_for_workers
 from tests.mediagen import make_clip
 
 pytestmark = [pytest.mark.dist, pytest.mark.timeout(300)]
@@ -22,10 +22,10 @@ def test_job_survives_a_redis_restart(tmp_path):
     server.start()
     root = tmp_path / "storage"
     root.mkdir()
-    worker = Worker("survivor", root, server.url, concurrency=2, log=tmp_path / "worker.log")
+    worker = WorkerNode("survivor", root, redis_url=server.url, concurrency=2, ping=True, log=tmp_path / "worker.log")
     try:
         app = make_app(server.url, root=root)
-        wait_for_workers(app, ["survivor"])
+        worker.start().wait_online(60)
         clip = make_clip(tmp_path / "clip.mp4", width=1280, height=720, seconds=6.0)
         encoding = threading.Event()
         outcome: dict = {}

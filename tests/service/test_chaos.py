@@ -19,7 +19,7 @@ from segenc.distributed.app import MAX_ATTEMPTS
 from segenc.distributed.state import JobState
 from tests import checks
 from tests.mediagen import make_clip
-from tests.service.conftest import running_instance, stop
+from tests.service.conftest import running_instance
 from tests.service.test_faults import env_for, gone, group_of, status
 from tests.service.test_transfer import start_worker, wait_online
 
@@ -58,10 +58,9 @@ def test_chaos_every_job_done_and_exact(tmp_path):
                 continue
             for c in running:
                 hit[c] = 1
-            if p.poll() is None:
+            if p.running:
                 started.extend(group_of(p))
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+                p.kill()  # SIGKILL to the worker's whole process group
                 kills.append(name)
             if stop_chaos.wait(rng.uniform(2, 4)):
                 return
@@ -111,7 +110,7 @@ def test_chaos_every_job_done_and_exact(tmp_path):
         stop_chaos.set()
         for p in workers.values():
             started.extend(group_of(p))
-            stop(p)
+            p.stop()
         started.extend(group_of(inst.proc))
         inst_cm.__exit__(None, None, None)
     deadline = time.monotonic() + 30

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests import checks
-from tests.service.conftest import REPO, running_instance, stop
+from tests.service.conftest import REPO, running_instance
 
 pytestmark = [pytest.mark.service, pytest.mark.dist, pytest.mark.timeout(300)]
 
@@ -22,10 +22,7 @@ def test_worker_finds_the_main_instance_through_the_tmp_dir_and_takes_chunks(tmp
         info = tmp_dir / "cluster.json"
         assert stat.S_IMODE(info.stat().st_mode) == 0o600
         assert json.loads(info.read_text())["redis_url"].startswith("redis://:")
-        worker = subprocess.Popen([sys.executable, str(REPO / "start_service.py"), "--worker-name",
-                                   "encoder_worker_1", "--tmp-dir", str(tmp_dir), "--concurrency", "1"],
-                                  cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
+        worker = inst.worker("encoder_worker_1", concurrency=1).start()  # finds it through tmp_dir
         try:
             deadline = time.monotonic() + 60
             while not any(w["name"] == "encoder_worker_1" and w["online"]
@@ -41,7 +38,7 @@ def test_worker_finds_the_main_instance_through_the_tmp_dir_and_takes_chunks(tmp
                 assert st["status"] == "done"
             assert "encoder_worker_1" in seen, seen
         finally:
-            stop(worker)
+            worker.stop()
 
 
 def test_cli_encodes_through_the_cluster(tmp_path_factory, small_clip, tmp_path):

@@ -18,7 +18,7 @@ import pytest
 
 from tests import checks
 from tests.mediagen import make_clip
-from tests.service.conftest import REPO, running_instance, stop
+from tests.service.conftest import REPO, running_instance
 from tests.service.test_transfer import start_worker, wait_online
 
 pytestmark = [pytest.mark.service, pytest.mark.dist, pytest.mark.timeout(420)]
@@ -102,9 +102,8 @@ def test_worker_machine_dies_and_its_chunk_moves_to_another_worker(tmp_path, lon
                                120, "the doomed worker to run a chunk", every=0.05)
             time.sleep(0.5)  # into the encode
             pids = group_of(w2)
-            os.killpg(w2.pid, signal.SIGKILL)  # the whole machine, pool and all
+            w2.kill()  # SIGKILL to the whole group: the machine, pool and all
             killed_at = time.monotonic()
-            w2.wait()
             assert wait_for(lambda: gone(pids), 10, "the killed group to be gone")
             chunk = running[0]
             # The chunk runs again elsewhere (or is already done there) within seconds, not an hour.
@@ -121,7 +120,7 @@ def test_worker_machine_dies_and_its_chunk_moves_to_another_worker(tmp_path, lon
             assert_exact(inst.tmp_dir, job, long_clip)
             attempts_within_cap(inst.tmp_dir, job)
         finally:
-            stop(w2)
+            w2.stop()
 
 
 @pytest.mark.parametrize("how", ["sigkill", "ctrl-c"])
@@ -141,7 +140,7 @@ def test_main_instance_restart_mid_job_resumes_it_and_workers_rejoin(tmp_path, l
         inst.proc.wait(60)
         assert wait_for(lambda: gone(pids), 30, "every process of the main instance to end")
     try:
-        assert extra.poll() is None, "the extra worker died with the main instance"
+        assert extra.running, "the extra worker died with the main instance"
         t_restart = time.monotonic()
         with running_instance(tmp_dir, runtime_dir=runtime, extra=["--concurrency", "1"]) as again:
             # The extra worker was not restarted: it reconnects to the same Redis port and password.
@@ -153,7 +152,7 @@ def test_main_instance_restart_mid_job_resumes_it_and_workers_rejoin(tmp_path, l
             assert_exact(tmp_dir, job, long_clip)
             attempts_within_cap(tmp_dir, job)
     finally:
-        stop(extra)
+        extra.stop()
 
 
 def test_a_quick_restart_after_ctrl_c_is_not_refused(tmp_path):
@@ -172,7 +171,8 @@ def test_a_quick_restart_after_ctrl_c_is_not_refused(tmp_path):
         line = proc.stdout.readline()
         assert "segenc is up" in line, line + (proc.stdout.read() if proc.poll() is not None else "")
     finally:
-        stop(proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
 
 
 def test_a_worker_with_the_wrong_cluster_secret_is_refused_at_start(tmp_path):

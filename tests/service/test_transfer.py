@@ -22,7 +22,7 @@ from segenc.errors import EncodeError
 from segenc.distributed.transfer import HASH_HEADER, Transfer, sha256_file
 from tests import checks
 from tests.mediagen import make_clip
-from tests.service.conftest import REPO, running_instance, stop
+from tests.service.conftest import REPO, WorkerNode, running_instance
 
 pytestmark = [pytest.mark.service, pytest.mark.dist, pytest.mark.timeout(400)]
 
@@ -32,11 +32,8 @@ def clip(tmp_path_factory):
     return make_clip(tmp_path_factory.mktemp("src") / "clip.mp4", width=640, height=360, seconds=6.0)
 
 
-def start_worker(name: str, tmp_dir: Path, env: dict, *args: str, prefix: list[str] | None = None):
-    return subprocess.Popen((prefix or []) + [sys.executable, str(REPO / "start_service.py"), "--worker-name", name,
-                                              "--tmp-dir", str(tmp_dir), "--concurrency", "1", *args],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+def start_worker(name: str, tmp_dir: Path, env: dict, *args: str, prefix: list[str] | None = None) -> WorkerNode:
+    return WorkerNode(name, tmp_dir, concurrency=1, args=args, env=env, prefix=prefix or ()).start()
 
 
 def wait_online(inst, names, timeout=60):
@@ -90,7 +87,7 @@ def test_seed_commands_verbatim_give_a_working_cluster(tmp_path):
                 time.sleep(0.5)
         finally:
             for w in workers:
-                stop(w)
+                w.stop()
 
 
 def test_worker_without_a_main_instance_says_so(tmp_path):
@@ -243,7 +240,7 @@ def test_two_hosts_without_shared_storage_complete_through_http(tmp_path, clip, 
             # Host B never saw the main storage: whatever it encoded came and went over HTTP.
             assert not (tmp_path / "host-b" / "work" / job).exists()
         finally:
-            stop(worker)
+            worker.stop()
 
 
 def test_killing_the_web_process_mid_transfer_corrupts_nothing(tmp_path, clip):
@@ -276,4 +273,4 @@ def test_killing_the_web_process_mid_transfer_corrupts_nothing(tmp_path, clip):
             assert st["status"] == "done", st
             assert_exact(inst, job, clip)
         finally:
-            stop(worker)
+            worker.stop()
