@@ -35,6 +35,7 @@ from .inputs import DEFAULT_CACHE, InputSpec, ensure_input
 from .machine import machine_info, machine_line
 from .registry import register
 from .report import md_table, text_table, write_results
+from .transfer import upload
 
 REPO = Path(__file__).resolve().parent.parent
 LADDER = "240p,360p"
@@ -90,18 +91,6 @@ def _wait(pred, timeout: float, what: str, every: float = 0.05):
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(every)
-
-
-def _upload(base: str, clip: Path) -> str:
-    boundary = "segencfaults"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"ladder\"\r\n\r\n{LADDER}\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"chunk_seconds\"\r\n\r\n3\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip.mp4\"\r\n"
-            f"Content-Type: video/mp4\r\n\r\n").encode() + clip.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    req = urllib.request.Request(f"{base}/api/upload", data=body, method="POST",
-                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with urllib.request.urlopen(req, timeout=120) as r:
-        return json.loads(r.read())["job_id"]
 
 
 class Cluster:
@@ -174,7 +163,7 @@ def _source_frames(clip: Path) -> int:
 
 def _worker_trial(c: Cluster, clip: Path, frames: int) -> float:
     _wait(lambda: c.online("extra") and c.online("main_worker"), 90, "both workers online")
-    job = _upload(c.base, clip)
+    job = upload(c.base, clip, LADDER, "3")
     running = _wait(lambda: [k for k, w in c.status(job).get("running", {}).items() if w == "extra"], 120,
                     "the extra worker to run a chunk")
     time.sleep(0.5)  # into the encode
@@ -217,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
         hows = [signal.SIGKILL] * args.kills + [signal.SIGINT] * max(1, args.kills // 2)
         for i, how in enumerate(hows):
             _wait(lambda: c.online("extra") and c.online("main_worker"), 90, "both workers online")
-            job = _upload(c.base, clip)
+            job = upload(c.base, clip, LADDER, "3")
             _wait(lambda: "main_worker" in c.status(job).get("running", {}).values(), 120,
                   "the main instance's worker to run a chunk")
             time.sleep(0.5)

@@ -34,10 +34,11 @@ def _get(url: str) -> dict:
         return json.loads(r.read())
 
 
-def _upload(base: str, clip: Path) -> str:
+def upload(base: str, clip: Path, ladder: str = "480p,720p", chunk_seconds: str = "2") -> str:
+    """POST ``clip`` to a main instance's /api/upload (stdlib only); returns the job id."""
     boundary = "segencbench"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"ladder\"\r\n\r\n480p,720p\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"chunk_seconds\"\r\n\r\n2\r\n"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"ladder\"\r\n\r\n{ladder}\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"chunk_seconds\"\r\n\r\n{chunk_seconds}\r\n"
             f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip.mp4\"\r\n"
             f"Content-Type: video/mp4\r\n\r\n").encode() + clip.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
     req = urllib.request.Request(f"{base}/api/upload", data=body, method="POST",
@@ -57,7 +58,7 @@ def _mode(clip: Path, shared: bool, work: Path) -> tuple[float, int]:
                 main.worker("bench_extra", tmp if shared else work / "elsewhere", concurrency=1):
             base = main.url
             t0 = time.perf_counter()
-            job = _upload(base, clip)
+            job = upload(base, clip)
             deadline = time.monotonic() + 900
             while (status := _get(f"{base}/api/status/{job}")["status"]) not in ("done", "failed"):
                 if time.monotonic() > deadline:
