@@ -91,6 +91,31 @@ def gone(pids) -> bool:
     return not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
 
 
+def freeze_mid_chunk(inst, job: str, worker) -> str:
+    """SIGSTOP ``worker``'s whole group while it runs a chunk of ``job`` that has not finished, and
+    return that chunk. A chunk can finish between two status polls (a loaded machine makes the
+    timing anything); then the group is resumed and the next chunk it takes is tried instead."""
+    from segenc import layout
+    from segenc.distributed.state import JobState
+    from segenc.model import Plan
+
+    url = json.loads((inst.tmp_dir / "cluster.json").read_text())["redis_url"]
+    state = JobState.from_url(url)
+    plan_file = inst.tmp_dir / layout.plan_file(layout.work_dir(job))
+    tried: set[str] = set()
+    for _ in range(6):
+        running = wait_for(lambda: [c for c, w in state.running(job).items() if w == worker.name and c not in tried],
+                           120, f"{worker.name} to run a chunk", every=0.02)
+        os.killpg(worker.proc.pid, signal.SIGSTOP)
+        chunk = running[0]
+        task = next(t.id for t in Plan.from_json(plan_file.read_text()).tasks if chunk in t.chunks)
+        if state.done(job, task) is None and state.running(job).get(chunk) == worker.name:
+            return chunk
+        tried.add(chunk)
+        os.killpg(worker.proc.pid, signal.SIGCONT)
+    raise AssertionError(f"{worker.name} finished every chunk before it could be frozen: {sorted(tried)}")
+
+
 def test_worker_machine_dies_and_its_chunk_moves_to_another_worker(tmp_path, long_clip):
     runtime = tmp_path / "rt"
     with running_instance(tmp_path / "enc", runtime_dir=runtime, extra=["--concurrency", "1"]) as inst:
@@ -98,14 +123,11 @@ def test_worker_machine_dies_and_its_chunk_moves_to_another_worker(tmp_path, lon
         try:
             wait_online(inst, ["doomed", "main_worker"])
             job = upload(inst, long_clip)
-            running = wait_for(lambda: [c for c, w in status(inst, job).get("running", {}).items() if w == "doomed"],
-                               120, "the doomed worker to run a chunk", every=0.05)
-            time.sleep(0.5)  # into the encode
+            chunk = freeze_mid_chunk(inst, job, w2)
             pids = group_of(w2)
-            w2.kill()  # SIGKILL to the whole group: the machine, pool and all
+            w2.kill()  # SIGKILL to the whole (frozen) group: the machine, pool and all
             killed_at = time.monotonic()
             assert wait_for(lambda: gone(pids), 10, "the killed group to be gone")
-            chunk = running[0]
             # The chunk runs again elsewhere (or is already done there) within seconds, not an hour.
             wait_for(lambda: (st := status(inst, job)).get("running", {}).get(chunk) == "main_worker"
                      or st.get("status") == "done" or any(r["task"] in chunk for r in st.get("requeued", [])),
