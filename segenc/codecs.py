@@ -2,8 +2,14 @@
 
     h264  libx264    8-bit 4:2:0, High profile; HDR sources are refused (see check_source)
     hevc  libx265    8 or 10-bit 4:2:0 (Main / Main10, following the source), tagged hvc1 in MP4
-    av1   libsvtav1  8 or 10-bit 4:2:0 (Main), NUT chunks: this FFmpeg cannot put AV1 in MPEG-TS, and
-                     Matroska rounds timestamps to 1 ms (NUT keeps the source time base exactly)
+    av1   libsvtav1  8 or 10-bit 4:2:0 (Main)
+
+Chunks: every codec's chunks are CMAF fragments (fragmented MP4, ``.m4s``) written with movflags
+``empty_moov+cmaf+frag_discont`` (see CHUNK_MOVFLAGS): one moof per chunk whose ``tfdt`` is the
+chunk's first source timestamp (90 kHz), so a chunk is already an HLS/DASH media segment and
+chunks written by different processes share a byte-identical init segment (ftyp+moov) per rung.
+For that the encoder must be told the same framerate in every chunk of a rung (the plan's, see
+ChunkSpec.frame_rate): x264's level and SPS depend on it (1080p: 30 fps level 4.0, 60 fps 4.2).
 
 Colour: primaries, transfer, matrix and range follow the source's first decoded frame; HDR10
 mastering-display and content-light metadata (its side data) go to x265 and SVT-AV1 as
@@ -57,13 +63,22 @@ VBV_INIT = 0.5  # the share of the VBV buffer full at each chunk's start (see en
 MP4_TAGS = {"hevc": "hvc1"}  # Apple players need hvc1 (parameter sets in the sample entry), not hev1
 
 
+# One fragment per chunk (no frag_keyframe: a chunk is one moof, numbered by the publish step);
+# cmaf + frag_discont keep the source timestamps in tfdt instead of restarting every chunk at 0.
+CHUNK_MOVFLAGS = "empty_moov+cmaf+frag_discont+default_base_moof"
+
+
 def chunk_format(codec: str) -> str:
-    """The intermediate chunk container (file extension) for ``codec``."""
-    return "nut" if codec == "av1" else "ts"
+    """The chunk container (file extension): a CMAF fragment, for every codec."""
+    return "m4s"
 
 
 def muxer(ext: str) -> str:
-    return {"mkv": "matroska", "nut": "nut", "ts": "mpegts"}[ext]
+    return {"mkv": "matroska", "nut": "nut", "ts": "mpegts", "m4s": "mp4"}[ext]
+
+
+def muxer_options(ext: str) -> dict[str, str]:
+    return {"movflags": CHUNK_MOVFLAGS} if ext == "m4s" else {}
 
 
 def tone_mapping_filters() -> tuple[str, ...]:
@@ -117,13 +132,17 @@ def add_video_stream(oc, spec: ChunkSpec, tb: Fraction):
     cc = ost.codec_context
     cc.width, cc.height, cc.pix_fmt = rend.width, rend.height, "yuv420p"
     cc.time_base = tb
-    if len(spec.frame_pts) > 1:
+    if spec.frame_rate and Fraction(spec.frame_rate) > 0:
+        cc.framerate = Fraction(spec.frame_rate)  # the plan's: the same in every chunk of the rung
+    elif len(spec.frame_pts) > 1:
         span = (spec.frame_pts[-1] - spec.frame_pts[0]) * tb
         cc.framerate = (Fraction(len(spec.frame_pts) - 1) / span).limit_denominator(1001) if span else Fraction(25)
     cc.thread_count = 1
     cc.gop_size = keyint(s)
     cc.options = encoder_options(spec)
     ost.time_base = Fraction(1, 90000)
+    if mp4_tag(cc.name):
+        ost.codec_tag = mp4_tag(cc.name)
     return ost
 
 

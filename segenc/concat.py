@@ -1,10 +1,13 @@
-"""concat: one rendition's chunk files (+ the audio track) -> one MP4.
+"""concat: one rendition's chunk files (+ the audio track) -> one MP4 (the download).
 
-Video goes through FFmpeg's concat demuxer (stream copy) with a generated list of relative names
-(``safe=1``) and an exact ``duration`` per chunk taken from the plan, so seams land on the
-source's timestamps. The single AAC track is interleaved in the same pass; ``+faststart`` moves
-the index to the front. The result is checked (frame count, monotonic DTS) before it is renamed
-into place.
+The chunks are CMAF fragments of one track (see segenc.codecs and segenc.stream): their init
+segments must be byte-identical, and the rendition's video is simply the first init followed by
+every chunk's moof+mdat (fragments renumbered), which FFmpeg's mp4 demuxer reads as one
+fragmented file with the source's timestamps (tfdt). That file is remuxed (stream copy) with the
+single AAC track interleaved into a ``+faststart`` MP4. FFmpeg's mp4 demuxer shows fragments
+with negative composition offsets (CMAF's trun v1) shifted by the B-frame delay (the first IDR
+two frames late): the remux subtracts that shift so the first frame sits at its source time.
+The result is checked (frame count, monotonic DTS) before it is renamed into place.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from .codecs import mp4_tag
 from .errors import EncodeError, IntegrityError, storage_full
 from .model import ChunkSpec
 from .storage import atomic_path, resolve
+from .stream import numbered, split_fragment, tfdt
 
 
 def concat(chunks: list[ChunkSpec], root: str | os.PathLike, out: Path, audio: str | None = None,
@@ -32,31 +36,45 @@ def concat(chunks: list[ChunkSpec], root: str | os.PathLike, out: Path, audio: s
             raise IntegrityError(f"chunk {c.chunk_id} is not beside its siblings in {folder}")
         if not f.exists() or f.stat().st_size == 0:
             raise IntegrityError(f"chunk {c.chunk_id} is missing ({c.output}); refusing to concat partial results")
-    listing = folder / "concat.txt"
-    lines = ["ffconcat version 1.0"]
-    for c, f in zip(chunks, files):
-        lines.append(f"file '{f.name}'")
-        lines.append(f"duration {c.duration:.9f}")
-    listing.write_text("\n".join(lines) + "\n")
+    listing = folder / "joined.mp4"
+    start = join(chunks, files, listing)
     expected = sum(c.frames for c in chunks)
     frame = sum(c.duration for c in chunks) / max(1, expected)
     with atomic_path(out) as tmp:
         try:
             _mux(listing, resolve(root, audio) if audio else None, tmp, frame,
-                 resolve(root, subtitles) if subtitles else None, title)
+                 resolve(root, subtitles) if subtitles else None, title, start)
         except av.FFmpegError as exc:
             what = chunks[0].rendition.name if chunks[0].rendition else out.name
             raise storage_full(exc) or EncodeError(
                 f"{what}: stitching the chunks into one MP4 failed ({getattr(exc, 'strerror', None) or exc}; "
                 f"a source whose timestamps jump can cause this)") from exc
         facts = validate(tmp, expected)
+    listing.unlink(missing_ok=True)
     return facts
 
 
+def join(chunks: list[ChunkSpec], files: list[Path], out: Path) -> int:
+    """The chunks' fragments as one fragmented MP4: the shared init, then every moof+mdat.
+    Returns the first fragment's decode time (the first frame's, in the track's timescale)."""
+    init = None
+    start = 0
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        for k, (c, path) in enumerate(zip(chunks, files)):
+            head, media = split_fragment(path.read_bytes(), f"chunk {c.chunk_id}")
+            if init is None:
+                init, start = head, tfdt(media)
+                f.write(head)
+            elif head != init:
+                raise IntegrityError(f"chunk {c.chunk_id}: its init segment differs from its rung's first chunk's")
+            f.write(numbered(media, k + 1))
+    return start
+
+
 def _mux(listing: Path, audio: Path | None, tmp: Path, frame: float, subtitles: Path | None = None,
-         title: str | None = None) -> None:
-    opts = {"safe": "1", "protocol_whitelist": "file", "format_whitelist": "concat,mpegts,matroska,nut"}
-    with av.open(str(listing), "r", format="concat", container_options=opts) as vin, \
+         title: str | None = None, start: int = 0) -> None:
+    opts = {"protocol_whitelist": "file"}
+    with av.open(str(listing), "r", format="mp4", container_options=opts) as vin, \
             av.open(str(tmp), "w", format="mp4", container_options={"movflags": "+faststart"}) as oc:
         vst = vin.streams.video[0]
         ov = oc.add_stream_from_template(vst, opaque=True)
@@ -83,19 +101,21 @@ def _mux(listing: Path, audio: Path | None, tmp: Path, frame: float, subtitles: 
                         if value:
                             o.metadata[key] = value
                     inputs.append((c, st, o))
-            _interleave(inputs, oc, frame)
+            _interleave(inputs, oc, frame, start)
         finally:
             for c in side:
                 c.close()
 
 
-def _interleave(inputs, oc, frame: float = 0.0) -> None:
+def _interleave(inputs, oc, frame: float = 0.0, start: int | None = None) -> None:
     """Copy packets from several inputs, always taking the one with the earliest DTS next.
 
     The last video packet lasts at least half of ``frame`` (the mean frame duration, seconds): MP4
     takes the last sample's duration from it, and the chunks' last packet may carry ~0 (a one-frame
     video came out 22 us long)."""
     its = [(c.demux(s), o) for c, s, o in inputs]
+    if start is not None:
+        its[0] = (_shifted(its[0][0], start), its[0][1])
     heads: list = [next(it, None) for it, _ in its]
     while True:
         live = [(float(p.dts * p.time_base), i) for i, p in enumerate(heads) if p is not None and p.dts is not None]
@@ -117,6 +137,19 @@ def _interleave(inputs, oc, frame: float = 0.0) -> None:
                 pkt.duration = want
         pkt.stream = its[i][1]
         oc.mux(pkt)
+
+
+def _shifted(packets, start: int):
+    """Video packets with the demuxer's composition shift taken out: the first (an IDR, whose
+    presentation is its decode time in CMAF) lands on ``start``."""
+    shift = None
+    for pkt in packets:
+        if pkt.dts is not None:
+            if shift is None:
+                shift = pkt.pts - start
+            pkt.pts -= shift
+            pkt.dts -= shift
+        yield pkt
 
 
 def validate(path: Path, expected_frames: int) -> dict:

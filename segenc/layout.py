@@ -10,10 +10,15 @@ All paths are relative to a storage root (a worker's ``--tmp-dir``, or a private
     work/<job>/segments/s0000.mkv        one keyframe-aligned segment of the source
     work/<job>/audio-source.mka          the source's audio tracks, remuxed
     work/<job>/subtitles.mp4             the source's mov_text subtitle tracks, remuxed
-    work/<job>/chunks/<rung>/s0000.ts    one segment encoded to one rendition (.nut for AV1)
+    work/<job>/chunks/<rung>/s0000.m4s   one segment encoded to one rendition (init + one fragment)
     work/<job>/audio.m4a                 the encoded audio track
     encoded/<job>/<rung>.mp4             a finished rendition
     encoded/<job>/manifest.json          written last: its presence means the ladder is complete
+    encoded/<job>/master.m3u8            the HLS master playlist (appears once every track has a segment)
+    encoded/<job>/stream.mpd             the DASH manifest over the same files (written at the end)
+    encoded/<job>/<rung>/init.mp4        a rung's CMAF init segment; s0000.m4s ... its media segments;
+    encoded/<job>/<rung>/index.m3u8      its media playlist (EVENT while encoding, then VOD)
+    encoded/<job>/audio0/...             the same for audio track 0 (audio1 for the next, ...)
     remote/<worker>/...                  a worker's cache of transferred files (same layout inside)
 """
 
@@ -46,8 +51,8 @@ def segment(workdir: str, index: int) -> str:
     return f"{workdir}/segments/s{index:04d}.mkv"
 
 
-def chunk(workdir: str, rendition: str, index: int, ext: str = "ts") -> str:
-    """``ext``: the chunk container, ts (MPEG-TS) or nut (NUT, for AV1)."""
+def chunk(workdir: str, rendition: str, index: int, ext: str = "m4s") -> str:
+    """``ext``: the chunk container, m4s (a CMAF fragment: init + one moof)."""
     return f"{workdir}/chunks/{rendition}/s{index:04d}.{ext}"
 
 
@@ -88,6 +93,49 @@ def output_name(rendition: str) -> str:
     return f"{rendition}.mp4"
 
 
+MASTER_PLAYLIST = "master.m3u8"
+DASH_MANIFEST = "stream.mpd"
+STREAM_INIT = "init.mp4"
+MEDIA_PLAYLIST = "index.m3u8"
+AUDIO_TRACK = "audio"
+TRACK_NAME = rf"(?:{RUNG_NAME}|{AUDIO_TRACK}\d{{1,2}})"
+# A file a stream client may ask for, relative to the output directory (the service's routes).
+STREAM_FILE = re.compile(rf"^(?:{re.escape(MASTER_PLAYLIST)}|{re.escape(DASH_MANIFEST)}|{TRACK_NAME}/"
+                         rf"(?:{re.escape(STREAM_INIT)}|{re.escape(MEDIA_PLAYLIST)}|s\d{{4}}\.m4s))$")
+
+
+def audio_track(k: int) -> str:
+    """The stream folder of audio track ``k``."""
+    return f"{AUDIO_TRACK}{k}"
+
+
+def stream_segment_name(index: int) -> str:
+    return f"s{index:04d}.m4s"
+
+
+def stream_segment(track: str, index: int) -> str:
+    """A published media segment of ``track`` (a rung name or audio_track(k)), relative to the output dir."""
+    return f"{track}/{stream_segment_name(index)}"
+
+
+def stream_template(track: str) -> str:
+    """The DASH SegmentTemplate ``media`` for ``track`` (``$Number$`` from 0)."""
+    return f"{track}/s$Number%04d$.m4s"
+
+
+def stream_init(track: str) -> str:
+    return f"{track}/{STREAM_INIT}"
+
+
+def media_playlist(track: str) -> str:
+    return f"{track}/{MEDIA_PLAYLIST}"
+
+
+def stream_file(rel: str) -> bool:
+    """Whether ``rel`` names a file of a job's stream (the master, the MPD or a track's file)."""
+    return bool(STREAM_FILE.match(rel))
+
+
 def manifest(out_dir: str) -> str:
     return f"{out_dir}/{MANIFEST_FILE}"
 
@@ -117,7 +165,7 @@ def _pattern(*paths: str) -> re.Pattern:
 
 
 FETCHABLE = _pattern(segment(work_dir("<job>"), 0), audio_source(work_dir("<job>")))
-STORABLE = _pattern(chunk(work_dir("<job>"), "<rung>", 0), chunk(work_dir("<job>"), "<rung>", 0, "nut"),
+STORABLE = _pattern(*(chunk(work_dir("<job>"), "<rung>", 0, ext) for ext in ("m4s", "ts", "nut")),
                     audio_output(work_dir("<job>")))
 
 

@@ -222,6 +222,7 @@ class ChunkSpec(_Json):
     cost: float = 0.0         # predicted work: encode_cost + decode_cost
     preroll: int = 0
     decode_cost: float = 0.0  # the part of ``cost`` spent decoding the segment (shared within a task)
+    frame_rate: str = ""      # the source's average rate, told to every chunk's encoder alike
 
     _nested = {"settings": Settings, "rendition": Rendition}
 
@@ -328,6 +329,8 @@ class EncodeResult(_Json):
     segments: int
     chunk_seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    hls: str = ""   # the HLS master playlist (master.m3u8), beside the manifest
+    dash: str = ""  # the DASH manifest (stream.mpd)
 
     _nested = {"renditions": RenditionResult}
 

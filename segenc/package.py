@@ -1,5 +1,8 @@
 """package: validated rendition files -> the output directory and manifest.json, atomically.
 
+The stream (master.m3u8, stream.mpd, one folder per track; see segenc.stream) is already in the
+output directory; the manifest lists it too.
+
 Every file appears at its final path only when complete (temp name + ``os.replace``); the
 manifest is written last, so its presence means the whole ladder is there.
 """
@@ -13,6 +16,7 @@ from pathlib import Path
 from . import layout
 from .model import EncodeResult, Plan, RenditionResult
 from .storage import atomic_path
+from .stream import audio_tracks, published
 
 
 def package(plan: Plan, out_dir: Path, facts: dict[str, dict], staged: dict[str, Path],
@@ -35,10 +39,12 @@ def package(plan: Plan, out_dir: Path, facts: dict[str, dict], staged: dict[str,
     result = EncodeResult(
         out_dir=str(out_dir), manifest=layout.manifest(str(out_dir)), source=source, renditions=tuple(rends),
         segments=len(plan.segments), chunk_seconds=plan.settings.chunk_seconds, timings=dict(timings),
+        hls=str(out_dir / layout.MASTER_PLAYLIST), dash=str(out_dir / layout.DASH_MANIFEST),
     )
     doc = result.to_dict()
-    doc.pop("out_dir")
-    doc.pop("manifest")
+    for key in ("out_dir", "manifest", "hls", "dash"):
+        doc.pop(key)
+    doc["stream"] = stream_files(plan, out_dir)
     doc["job_id"] = plan.job_id
     st = plan.settings
     doc["settings"] = {"preset": st.preset, "crf": st.crf, "codec": st.codec, "gop": st.gop,
@@ -47,6 +53,15 @@ def package(plan: Plan, out_dir: Path, facts: dict[str, dict], staged: dict[str,
                                 if r.maxrate}}
     _write(Path(result.manifest), doc)
     return result
+
+
+def stream_files(plan: Plan, out_dir: Path) -> dict:
+    """The stream's files, relative to the output directory."""
+    tracks = [r.name for r in plan.renditions] + [layout.audio_track(k) for k in range(audio_tracks(plan))]
+    return {"hls": layout.MASTER_PLAYLIST, "dash": layout.DASH_MANIFEST,
+            "tracks": {t: {"playlist": layout.media_playlist(t), "init": layout.stream_init(t),
+                           "segments": published(out_dir, t)}
+                       for t in tracks}}
 
 
 def update_timings(manifest: str | os.PathLike, timings: dict[str, float]) -> None:

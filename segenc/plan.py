@@ -147,6 +147,7 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
                 cost=seg.frames * r.width * r.height + DECODE_COST * decoded * info.width * info.height,
                 decode_cost=DECODE_COST * decoded * info.width * info.height,
                 preroll=seg.first_frame - seg.key_frame,
+                frame_rate=info.frame_rate,
             ))
     audio = None
     if info.has_audio and settings.audio:

@@ -2,6 +2,10 @@
 
     prepare (probe, plan, split)  ->  encode_chunks x tasks (+ the audio track)  ->  finish (concat, package)
 
+While the tasks run, whoever collects their results (one process per job) calls
+``stream.publish`` to put the finished prefix of every rung on the HLS playlists; ``finish``
+publishes the rest and makes the stream VOD.
+
 ``prepare`` is the head, ``encode_chunks`` one chord-header task (``Plan.tasks``), ``finish`` the
 chord body. Nothing here knows who runs them: ``pipeline.encode`` chains them through a Runner, the
 distributed tasks through Celery.
@@ -28,6 +32,7 @@ from .settings import Settings
 from .split import split
 from .stages import Stage
 from .storage import atomic_path, resolve, temp_name
+from .stream import publish
 from .video import encode_video_chunks
 
 
@@ -112,6 +117,7 @@ def finish(plan: Plan, results: list[ChunkResult], root: str | os.PathLike, out_
             if r.name not in facts:
                 staged[r.name] = temp_name(out_dir / layout.output_name(r.name))
                 facts[r.name] = concat_rendition(plan, r.name, root, staged[r.name])
+        publish(plan, root, out_dir, final=True)  # the stream becomes VOD before the manifest lands
         timings = load_timings(root, plan)
         timings["concat"] = time.perf_counter() - t
         result = package(plan, out_dir, facts, staged, timings)

@@ -1,4 +1,4 @@
-"""video: one chunk spec -> one chunk (MPEG-TS, or NUT for AV1) of one rendition.
+"""video: one chunk spec -> one chunk (a CMAF fragment, see segenc.codecs) of one rendition.
 
 Decodes the segment (single thread), keeps exactly the frames the spec lists, scales them with
 libavfilter (the same scaler the ffmpeg CLI uses) and encodes with the job's codec single-threaded
@@ -115,7 +115,7 @@ class _Output:
         self.spec = spec
         self.tb = tb
         ext = spec.output.rpartition(".")[2]
-        self.container = av.open(str(path), "w", format=codecs.muxer(ext))
+        self.container = av.open(str(path), "w", format=codecs.muxer(ext), options=codecs.muxer_options(ext))
         self.stream = codecs.add_video_stream(self.container, spec, tb)
         self.graph: av.filter.Graph | None = None
         self.idr = codecs.idr_pts(spec)

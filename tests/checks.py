@@ -352,6 +352,13 @@ def rung_size(display_w: float, display_h: float, short: int) -> tuple[set[int],
     return even_candidates(short), even_candidates(short * display_h / display_w)
 
 
+def output_names(rungs, audio_tracks: int = 1) -> list[str]:
+    """What an output directory holds at its top level: ``<rung>.mp4`` downloads, the manifest,
+    the stream (master.m3u8, stream.mpd) and one stream folder per rung and audio track."""
+    names = [f"{r}.mp4" for r in rungs] + list(rungs) + [f"audio{k}" for k in range(audio_tracks)]
+    return sorted(names + ["manifest.json", "master.m3u8", "stream.mpd"])
+
+
 def leftovers(out_dir: str | os.PathLike) -> list[str]:
     """What a refused encode left behind: the output dir's content (or the dir itself) and any
     sibling of it in its parent (temp dirs)."""
@@ -447,3 +454,91 @@ def first_frame_colour(path: str | os.PathLike) -> dict[str, Any]:
         f = next(c.decode(video=0))
         return {"pix_fmt": f.format.name, "color_primaries": int(f.color_primaries), "color_trc": int(f.color_trc),
                 "colorspace": int(f.colorspace), "color_range": int(f.color_range)}
+
+
+# --- streams (HLS / DASH) --------------------------------------------------------------------
+
+def playlist_tags(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """An m3u8 as (tag, value) rows; URI lines come as ("URI", line)."""
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        if line.startswith("#"):
+            tag, _, value = line[1:].partition(":")
+            rows.append((tag, value))
+        elif line.strip():
+            rows.append(("URI", line.strip()))
+    return rows
+
+
+def attributes(value: str) -> dict[str, str]:
+    """An HLS attribute list (``A=1,B="x,y"``) as a dict (quotes removed)."""
+    out, key, buf, quoted = {}, None, "", False
+    for ch in value + ",":
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "=" and key is None and not quoted:
+            key, buf = buf, ""
+        elif ch == "," and not quoted:
+            out[key] = buf
+            key, buf = None, ""
+        else:
+            buf += ch
+    return out
+
+
+def stream_packets(url: str | os.PathLike) -> dict[str, list[tuple[int, int]]]:
+    """Every (dts, pts) per stream type+index of an HLS playlist read with FFmpeg's demuxer."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    with av.open(str(url), "r", format="hls", options={"protocol_whitelist": "file"}) as c:
+        for pkt in c.demux():
+            if pkt.dts is None or pkt.size == 0:
+                continue
+            out.setdefault(f"{pkt.stream.type}{pkt.stream.index}", []).append((pkt.dts, pkt.pts))
+    return out
+
+
+def first_tfdt_and_cts(segment: str | os.PathLike) -> tuple[int, int]:
+    """A CMAF media segment's first tfdt and its first sample's composition offset (0 if none):
+    where its first sample is presented, in the track's timescale, as a player sees it."""
+    data = Path(segment).read_bytes()
+
+    def walk(start, end):
+        i = start
+        while i + 8 <= end:
+            size = int.from_bytes(data[i:i + 4], "big")
+            yield data[i + 4:i + 8].decode("latin-1"), i, size
+            i += size
+
+    for kind, off, size in walk(0, len(data)):
+        if kind == "moof":
+            for sub, soff, ssize in walk(off + 8, off + size):
+                if sub == "traf":
+                    base, cts = 0, 0
+                    for t, toff, tsize in walk(soff + 8, soff + ssize):
+                        body = data[toff + 8:toff + tsize]
+                        if t == "tfdt":
+                            base = int.from_bytes(body[4:12] if body[0] == 1 else body[4:8], "big")
+                        if t == "trun":
+                            flags = int.from_bytes(body[1:4], "big")
+                            p = 8 + (4 if flags & 1 else 0) + (4 if flags & 4 else 0)
+                            if flags & 0x800:
+                                p += sum(4 for bit in (0x100, 0x200, 0x400) if flags & bit)
+                                cts = int.from_bytes(body[p:p + 4], "big", signed=body[0] == 1)
+                    return base, cts
+    raise ValueError(f"{segment}: no moof")
+
+
+def timescale(init: str | os.PathLike) -> int:
+    data = Path(init).read_bytes()
+    k = data.find(b"mdhd")
+    off = k + 8 + (16 if data[k + 4] == 1 else 8)
+    return int.from_bytes(data[off:off + 4], "big")
+
+
+def ffmpeg_cli() -> str | None:
+    """The ffmpeg CLI of the imageio-ffmpeg wheel (the test/bench extra), if installed."""
+    try:
+        import imageio_ffmpeg
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:  # noqa: BLE001 - not installed: the caller skips
+        return None

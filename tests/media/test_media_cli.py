@@ -36,7 +36,7 @@ def test_encode_exit_0_and_files(cli_encode):
     proc, out = cli_encode
     assert proc.returncode == 0, proc.stderr
     # 640x360 source: 480p is above it and skipped
-    assert sorted(p.name for p in out.iterdir()) == ["240p.mp4", "360p.mp4", "manifest.json"]
+    assert sorted(p.name for p in out.iterdir()) == checks.output_names(["240p", "360p"])
     for name in ("240p.mp4", "360p.mp4"):
         assert checks.frame_count(out / name) == 60
         assert checks.is_faststart(out / name)
@@ -173,7 +173,7 @@ def test_codec_crf_gop_caps_and_no_audio_reach_the_output(clip, tmp_path):
                       "--chunk-seconds", "1", "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert "Svt[info]" not in proc.stderr, "SVT-AV1 chatter on stderr"
-    assert sorted(p.name for p in out.iterdir()) == ["240p.mp4", "manifest.json"]  # 4320p: above the source
+    assert sorted(p.name for p in out.iterdir()) == checks.output_names(["240p"], 0)  # 4320p: above the source
     info = checks.stream_info(out / "240p.mp4")
     assert info["video_codec"] == "av1" and info["audio_codec"] is None, info
     assert checks.keyframe_times(out / "240p.mp4") == [0.0, 1.0]

@@ -13,7 +13,7 @@ def test_paths_are_root_relative_and_nest_under_the_job():
     assert w == f"work/{JOB}"
     assert layout.plan_file(w) == f"work/{JOB}/plan.json"
     assert layout.segment(w, 3) == f"work/{JOB}/segments/s0003.mkv"
-    assert layout.chunk(w, "720p", 12) == f"work/{JOB}/chunks/720p/s0012.ts"
+    assert layout.chunk(w, "720p", 12) == f"work/{JOB}/chunks/720p/s0012.m4s"
     assert layout.audio_source(w) == f"work/{JOB}/audio-source.mka"
     assert layout.audio_output(w) == f"work/{JOB}/audio.m4a"
     assert layout.upload(JOB) == f"uploads/{JOB}/source"
