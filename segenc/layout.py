@@ -7,6 +7,7 @@ All paths are relative to a storage root (a worker's ``--tmp-dir``, or a private
     uploads/<job>/source.part            while it is still arriving
     work/<job>/plan.json                 the plan: segments, chunks and the tasks sent
     work/<job>/timings.json              probe/plan/split seconds, for the manifest
+    work/<job>/publish.lock              held by whoever publishes the job's stream
     work/<job>/segments/s0000.mkv        one keyframe-aligned segment of the source
     work/<job>/audio-source.mka          the source's audio tracks, remuxed
     work/<job>/subtitles.mp4             the source's mov_text subtitle tracks, remuxed
@@ -45,6 +46,11 @@ def plan_file(workdir: str) -> str:
 
 def timings_file(workdir: str) -> str:
     return f"{workdir}/timings.json"
+
+
+def publish_lock(workdir: str) -> str:
+    """The lock that makes one process at a time the job's playlist writer (segenc.stream)."""
+    return f"{workdir}/publish.lock"
 
 
 def segment(workdir: str, index: int) -> str:

@@ -28,6 +28,7 @@ writes ``stream.mpd`` (DASH, SegmentTimeline over the same files).
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
 from fractions import Fraction
@@ -107,8 +108,26 @@ def tfdt(media: bytes) -> int:
 def publish(plan: Plan, root: str | os.PathLike, out_dir: str | os.PathLike, *, final: bool = False) -> dict[str, int]:
     """Publish what has landed; returns the segments published per track (rungs, ``audio<k>``).
 
-    ``final``: every chunk must be there; the playlists become VOD and the MPD is written."""
+    ``final``: every chunk must be there; the playlists become VOD and the MPD is written. Calls
+    for one job are serialised by a lock file in its work dir (``flock``: across processes); once
+    the stream is final, or the work dir is gone (the job ended), a call only counts."""
     out = Path(out_dir)
+    lock = resolve(root, layout.publish_lock(plan.workdir))
+    if not lock.parent.is_dir():
+        return _counts(plan, out)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        if not final and (out / layout.DASH_MANIFEST).exists():
+            return _counts(plan, out)  # already VOD: never back to EVENT
+        return _publish(plan, root, out, final)
+
+
+def _counts(plan: Plan, out: Path) -> dict[str, int]:
+    tracks = [r.name for r in plan.renditions] + [layout.audio_track(k) for k in range(audio_tracks(plan))]
+    return {t: published(out, t) for t in tracks}
+
+
+def _publish(plan: Plan, root, out: Path, final: bool) -> dict[str, int]:
     video = {r.name for r in plan.renditions}
     counts = {r.name: _publish_rung(plan, root, out, r.name) for r in plan.renditions}
     for k in range(audio_tracks(plan)):

@@ -203,13 +203,20 @@ def chunk_priority(duration: float) -> int:
     return step
 
 
+def _scheduled(plan: Plan):
+    """(task, its chunk specs) in dispatch order (``Plan.schedule``: the stream's first segments first)."""
+    by_first = {g[0].chunk_id: g for g in plan.groups()}
+    tasks = {t.chunks[0]: t for t in plan.tasks}
+    return [(tasks[g[0].chunk_id], by_first[g[0].chunk_id]) for g in plan.schedule()]
+
+
 def job_signature(app: Celery, plan: Plan, out: str, finish_queue: str | None = None):
     """chord(header, body): the plan's tasks (task id = job:task, visible in inspect), then finish.
 
     ``finish_queue`` pins the body to workers that hold the storage (the main instance's queue)."""
     header = [signature("segenc.encode_chunk", args=([s.to_dict() for s in g],), app=app)
               .set(task_id=celery_id(plan.job_id, t.id), priority=chunk_priority(plan.info.duration))
-              for t, g in zip(plan.tasks, plan.groups())]
+              for t, g in _scheduled(plan)]
     body = signature("segenc.finish", args=(plan.workdir, out), app=app).set(task_id=celery_id(plan.job_id, FINISH),
                                                                               priority=0)
     if finish_queue:

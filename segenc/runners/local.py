@@ -1,8 +1,10 @@
 """LocalRunner: the embedded default. A process pool on this machine, no server needed.
 
 Each task runs libx264 single-threaded, so ``workers`` processes keep that many cores busy.
-Tasks start most expensive first (longest-processing-time scheduling), each once its segment
-has been split; a rendition is stitched as soon as its last chunk is done. Specs and results
+Tasks start in ``Plan.schedule`` order (segment 0 of every rung and the audio first, then
+longest-processing-time), each once its segment has been split; every finished task's chunks are
+published to the stream at once (``stream.publish``, from this process only), and a rendition's
+MP4 is stitched as soon as its last chunk is done. Specs and results
 cross the process boundary as JSON dicts, exactly as they would over Celery.
 """
 
@@ -20,6 +22,7 @@ from ..model import ChunkResult, ChunkSpec, EncodeResult, Plan, task_id
 from ..progress import ProgressEvent, Reporter
 from ..split import BackgroundSplit
 from ..steps import concat_rendition, encode_chunks, finish
+from ..stream import publish
 from ..storage import temp_name
 from .. import layout
 from .base import Runner
@@ -79,7 +82,7 @@ class LocalRunner(Runner):
         """Run the tasks longest first, each as soon as its segment has landed (``inputs``: a
         split still running), and stitch each rendition in the pool as soon as its last chunk
         is done, while other renditions still encode. ``finish`` then only packages."""
-        waiting = list(plan.groups())
+        waiting = list(plan.schedule())
         self.start()
         pool, events = self._pool, self._events
         results: list[ChunkResult] = []
@@ -120,6 +123,7 @@ class LocalRunner(Runner):
                             concatenated[job] = (staged[job], f.result())
                             continue
                         results.extend(map(ChunkResult.from_dict, f.result()))
+                        publish(plan, root, out_dir)  # this process is the job's one playlist writer
                         for spec in job:
                             if spec.kind == "audio":
                                 audio_left = 0

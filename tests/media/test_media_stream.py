@@ -170,3 +170,23 @@ def test_out_of_order_chunks_publish_only_the_prefix(clip, tmp_path):
     assert sum(len(v) for v in checks.stream_packets(out / "240p" / "index.m3u8").values()) == plan.info.frames
     assert math.isclose(sum(c.duration for c in plan.chunks_of("240p")), plan.info.duration, abs_tol=1e-6)
     assert layout.stream_file("240p/s0003.m4s") and not layout.stream_file("../240p/s0003.m4s")
+
+
+def test_encode_publishes_while_it_runs(clip, tmp_path):
+    """By the time the last stage starts, LocalRunner has already published every segment as an
+    EVENT stream with its master playlist; the end makes it VOD."""
+    import segenc
+    from segenc.stages import Stage
+
+    out, seen = tmp_path / "out", {}
+
+    def on_progress(ev):
+        if ev.kind == "stage" and ev.stage == Stage.CONCATENATING:
+            seen["master"] = (out / "master.m3u8").exists()
+            seen["playlist"] = checks.playlist_tags(out / "240p" / "index.m3u8")
+
+    res = segenc.encode(clip("h264_mp4"), out, ladder=("240p",), chunk_seconds=0.5, workers=2,
+                        settings=Settings(preset="ultrafast"), on_progress=on_progress)
+    assert seen["master"] and dict(seen["playlist"])["EXT-X-PLAYLIST-TYPE"] == "EVENT"
+    assert [v for t, v in seen["playlist"] if t == "URI"] == [f"s{i:04d}.m4s" for i in range(res.segments)]
+    assert dict(checks.playlist_tags(out / "240p" / "index.m3u8"))["EXT-X-PLAYLIST-TYPE"] == "VOD"
