@@ -129,6 +129,7 @@ def _counts(plan: Plan, out: Path) -> dict[str, int]:
 
 def _publish(plan: Plan, root, out: Path, final: bool) -> dict[str, int]:
     video = {r.name for r in plan.renditions}
+    before = _counts(plan, out)
     counts = {r.name: _publish_rung(plan, root, out, r.name) for r in plan.renditions}
     for k in range(audio_tracks(plan)):
         counts[layout.audio_track(k)] = _publish_audio(plan, root, out, k)
@@ -138,6 +139,8 @@ def _publish(plan: Plan, root, out: Path, final: bool) -> dict[str, int]:
         if short:
             raise IntegrityError("cannot finish the stream: " + ", ".join(
                 f"{t} has {n} of {total} segments" for t, n in short.items()))
+    elif counts == before and all((out / layout.media_playlist(t)).exists() for t in counts):
+        return counts  # nothing new: the playlists already say it (a cheap call for pollers)
     for track, n in counts.items():
         _write_media_playlist(plan, out, track, n, final)
     if all(n > 0 for n in counts.values()) and all((out / layout.stream_init(t)).exists() for t in counts):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import socket
 import uuid
+from urllib.parse import quote
 
-from flask import Blueprint, current_app, g, jsonify, request, send_file
+from flask import Blueprint, Response, current_app, g, jsonify, request, send_file
 from werkzeug.exceptions import ClientDisconnected
 
+from segenc import layout
 from segenc.codecs import check_source
 from segenc.errors import CorruptInputError, IncompatibleError, InputError, LimitExceededError
 from segenc.model import is_rung_name
@@ -148,7 +151,7 @@ def status(job_id: str):
     jid = parse_job_id(job_id)
     if jid is None:
         return error("not a valid job id", 400)
-    view = jobs().view(jid)
+    view = jobs().view(jid, refresh=True)
     return view if view else error("no such job", 404)
 
 
@@ -195,6 +198,46 @@ def video(job_id: str, quality: str):
     if not path.is_file():
         return error("the file is gone", 404)
     return send_file(path, mimetype="video/mp4", conditional=True, download_name=f"{quality}.mp4")
+
+
+PLAYLIST_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".mpd": "application/dash+xml"}
+SEGMENT_TYPE = "video/iso.segment"  # media segments and init segments alike
+
+
+@api.get("/hls/<job_id>/<path:rel>")
+@api.get("/dash/<job_id>/<path:rel>")
+def stream_file(job_id: str, rel: str):
+    """The job's HLS/DASH files, while it encodes and after: playlists are never cached (they
+    grow), segments are plain files with Range support. With ``?token=`` the playlists' URIs carry
+    it on (native HLS players and copied URLs cannot send headers)."""
+    jid = parse_job_id(job_id)
+    if jid is None:
+        return error("not a valid job id", 400)
+    if not layout.stream_file(rel):
+        return error(f"no such stream file {rel!r}", 404)
+    kind = PLAYLIST_TYPES.get(os.path.splitext(rel)[1])
+    view = jobs().view(jid, refresh=kind is not None)
+    if view is None:
+        return error("no such job", 404)
+    if view["status"] in ("failed", "cancelled"):
+        return error(f"the job is {view['status']}", 410)
+    path = jobs().stream_path(jid, rel)
+    if not path.is_file():
+        return error(f"{rel} is not published yet (the job is {view['status']})", 404)
+    if kind is None:
+        return send_file(path, mimetype=SEGMENT_TYPE, conditional=True, max_age=0)
+    text = path.read_text()
+    token = request.args.get("token")
+    if token and not request.headers.get("Authorization"):
+        text = _with_token(text, token)
+    return Response(text, mimetype=kind, headers={"Cache-Control": "no-cache"})
+
+
+def _with_token(text: str, token: str) -> str:
+    """Every URI in a playlist (lines, URI="...", DASH templates) with ``?token=`` appended."""
+    q = "?token=" + quote(token, safe="")
+    text = re.sub(r'((?:URI|initialization|media)=")([^"?]+)(")', lambda m: m.group(1) + m.group(2) + q + m.group(3), text)
+    return "\n".join(line + q if line and not line.startswith(("#", "<")) else line for line in text.split("\n"))
 
 
 @api.get("/presets")

@@ -16,8 +16,10 @@ from segenc.distributed import MAIN_QUEUE, JobState, submit
 from segenc.distributed.tasks import PREPARE, celery_id, task_ids
 from segenc.progress import ProgressEvent
 from segenc.stages import TERMINAL, Stage
+from segenc.errors import SegencError
 from segenc.steps import load_plan
 from segenc.storage import resolve
+from segenc.stream import publish, published
 
 SOURCE_FIELDS = ("width", "height", "display_width", "display_height", "duration", "fps", "codec", "has_audio",
                  "frames")
@@ -46,6 +48,31 @@ class Jobs:
     def output(self, job_id: str, quality: str) -> Path:
         return self.path(layout.output(layout.encoded_dir(job_id), quality))
 
+    def stream_path(self, job_id: str, rel: str) -> Path:
+        """A file of the job's stream (``rel`` checked by ``layout.stream_file`` first)."""
+        return self.path(f"{layout.encoded_dir(job_id)}/{rel}")
+
+    def publish(self, job_id: str) -> None:
+        """Put what the workers have finished on the job's stream now (idempotent; ``publish``
+        locks per job, and does nothing once the job's work dir is gone or the stream is final).
+        A fault it finds (a chunk whose init differs) is the job's: its finish step reports it."""
+        try:
+            plan = load_plan(self.root, layout.work_dir(job_id))
+        except (OSError, ValueError):
+            return  # not planned yet, or finished
+        try:
+            publish(plan, self.root, self.path(layout.encoded_dir(job_id)))
+        except (SegencError, OSError):
+            pass
+
+    def stream_view(self, job_id: str) -> dict[str, Any]:
+        """The stream's URLs, whether the master is there, and the segments published per track."""
+        out = self.path(layout.encoded_dir(job_id))
+        tracks = sorted(p.name for p in out.iterdir() if p.is_dir()) if out.is_dir() else []
+        return {"hls": f"/api/hls/{job_id}/{layout.MASTER_PLAYLIST}", "dash": f"/api/dash/{job_id}/{layout.DASH_MANIFEST}",
+                "ready": (out / layout.MASTER_PLAYLIST).is_file(), "final": (out / layout.DASH_MANIFEST).is_file(),
+                "segments": {t: published(out, t) for t in tracks}}
+
     def start(self, job_id: str, filename: str, info, ladder, settings) -> None:
         """Queue an uploaded job; ``info`` is the upload's probe, handed on so it is not probed again."""
         self.state.create(job_id, filename=filename, source_info=info.summary(), ladder=list(ladder))
@@ -53,10 +80,13 @@ class Jobs:
                info=info)
         self.state.publish(ProgressEvent(job_id, "stage", stage=Stage.QUEUED))
 
-    def view(self, job_id: str) -> dict[str, Any] | None:
+    def view(self, job_id: str, refresh: bool = False) -> dict[str, Any] | None:
+        """The job's public status; ``refresh``: publish its finished chunks first if it runs."""
         snap = self.state.snapshot(job_id)
         if snap is None or snap.get("stage") is None:
             return None
+        if refresh and snap["stage"] not in TERMINAL:
+            self.publish(job_id)
         return self._public(snap)
 
     def _public(self, snap: dict[str, Any]) -> dict[str, Any]:
@@ -83,6 +113,7 @@ class Jobs:
             "source": {k: src.get(k) for k in SOURCE_FIELDS} if src else None,
             "renditions": rends, "workers": snap.get("workers", []), "running": snap.get("running", {}),
             "requeued": snap.get("requeues", []),  # tasks given to another worker, and why
+            "stream": self.stream_view(job_id) if stage not in (Stage.FAILED, Stage.CANCELLED) else None,
         }
 
     def list(self, page: int, limit: int) -> dict[str, Any]:

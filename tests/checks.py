@@ -542,3 +542,13 @@ def ffmpeg_cli() -> str | None:
         return imageio_ffmpeg.get_ffmpeg_exe()
     except Exception:  # noqa: BLE001 - not installed: the caller skips
         return None
+
+
+def stream_packets_url(url: str) -> dict[str, list[tuple[int, int]]]:
+    """``stream_packets`` over HTTP."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    with av.open(url, "r", format="hls", options={"protocol_whitelist": "http,tcp"}) as c:
+        for pkt in c.demux():
+            if pkt.dts is not None and pkt.size:
+                out.setdefault(f"{pkt.stream.type}{pkt.stream.index}", []).append((pkt.dts, pkt.pts))
+    return out

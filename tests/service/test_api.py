@@ -161,6 +161,9 @@ def test_token_is_required_when_set_and_jobs_survive_a_restart(tmp_path_factory,
         url = f"{inst.url}/api/video/{job_id}/240p"
         assert requests.get(url, timeout=10).status_code == 401
         assert requests.get(url + "?token=s3cret", timeout=10).status_code == 200
+        hls = f"{inst.url}/api/hls/{job_id}/master.m3u8"
+        assert requests.get(hls, timeout=10).status_code == 401  # the stream: the same token
+        assert requests.get(hls + "?token=s3cret", timeout=10).status_code == 200
         assert requests.get(inst.url + "/", timeout=10).status_code == 200  # the page itself is public
     with running_instance(tmp_dir, token="s3cret") as again:
         jobs = again.get("/api/jobs").json()["jobs"]
