@@ -111,7 +111,7 @@ class SharedReads:
         if hit and hit[0] >= event_seen:
             return hit[1]
         read_at = time.monotonic()
-        view = self.jobs.view(job_id)
+        view = self.jobs.view(job_id, refresh=True)  # publishes a running job's finished chunks first
         with self._lock:
             if len(self._views) > 1000:
                 self._views.clear()

@@ -345,6 +345,7 @@
     if (!entry) return;
     jobs.delete(id);
     if (entry.player) entry.player.video.removeAttribute("src");
+    if (entry.stream) destroyStream(entry);
     entry.el.remove();
     updateJobCounts();
   }
@@ -402,7 +403,7 @@
   // ---------------------------------------------------------------------------
 
   function createJobEntry(job) {
-    const entry = { job, seq: 0, createdAt: isNum(job.created_at) ? job.created_at : Date.now() / 1000, busy: false, player: null };
+    const entry = { job, seq: 0, createdAt: isNum(job.created_at) ? job.created_at : Date.now() / 1000, busy: false, player: null, stream: null };
     const r = (entry.refs = {});
 
     r.name = h("h3", { class: "job-name" });
@@ -472,6 +473,7 @@
     renderJobError(entry);
     renderRequeues(entry);
     renderMedia(entry);
+    renderStream(entry);
   }
 
   // Tasks the watchdog gave to another worker (their worker died or lost its connection).
@@ -768,6 +770,203 @@
   function markQuality(p) {
     for (const btn of p.buttons.querySelectorAll(".quality-btn")) {
       const on = btn.dataset.quality === p.quality;
+      btn.classList.toggle("active", on);
+      btn.setAttribute("aria-pressed", String(on));
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Stream player: the job's HLS stream, playable while it encodes (hls.js, or native HLS)
+  // ---------------------------------------------------------------------------
+
+  const STREAM_TICK_MS = 500;
+  const STREAM_AHEAD_S = 1; // a rung is eligible if its published prefix reaches this far past the position
+
+  function streamOf(job) {
+    return job && job.stream && job.stream.ready ? job.stream : null;
+  }
+
+  function renderStream(entry) {
+    const s = streamOf(entry.job);
+    if (!s || !(ACTIVE_STATUSES.has(entry.job.status) || entry.job.status === "done")) {
+      if (entry.stream) destroyStream(entry);
+      return;
+    }
+    if (!entry.stream) createStream(entry);
+    updateStream(entry);
+  }
+
+  function absoluteUrl(path) {
+    return new URL(withToken(path), window.location.href).href;
+  }
+
+  function copyField(label, kind) {
+    const input = h("input", { type: "text", class: "stream-url", readonly: true, dataset: { kind }, "aria-label": `${label} URL` });
+    const btn = h("button", { type: "button", class: "btn btn-ghost btn-sm stream-copy", text: "Copy",
+      "aria-label": `Copy the ${label} URL`,
+      onclick: () => {
+        input.select();
+        const done = () => { setText(btn, "Copied"); setTimeout(() => setText(btn, "Copy"), 1500); };
+        if (navigator.clipboard) navigator.clipboard.writeText(input.value).then(done, () => document.execCommand("copy"));
+        else { document.execCommand("copy"); done(); }
+      } });
+    return { input, row: h("div", { class: "stream-url-row" }, h("span", { class: "stream-url-label", text: label }), input, btn) };
+  }
+
+  function createStream(entry) {
+    // Not muted by default: the user presses play; the rung buttons appear once the master is read.
+    const video = h("video", { class: "stream-video", controls: true, preload: "auto", playsinline: true });
+    const hlsUrl = copyField("HLS", "hls");
+    const dashUrl = copyField("DASH", "dash");
+    const st = (entry.stream = {
+      video, hls: null, manual: -1, rungs: [], ends: [], buttonsKey: "",
+      buttons: h("div", { class: "quality-switch stream-switch", role: "group", "aria-label": "Stream quality" }),
+      note: h("p", { class: "stream-note" }),
+      hlsUrl, dashUrl, timer: 0,
+    });
+    st.root = h("div", { class: "job-media job-stream" },
+      h("div", { class: "player-frame" }, video),
+      h("div", { class: "player-side" },
+        h("span", { class: "side-label", text: "Stream" }),
+        st.buttons,
+        st.note,
+        h("span", { class: "side-label", text: "Stream URLs" }),
+        hlsUrl.row, dashUrl.row,
+      ),
+    );
+    entry.refs.media.prepend(st.root);
+    attachStream(entry);
+    st.timer = setInterval(() => capRungs(entry), STREAM_TICK_MS);
+  }
+
+  function attachStream(entry) {
+    const st = entry.stream;
+    const url = entry.job.stream.hls;
+    const Hls = window.Hls;
+    if (Hls && Hls.isSupported()) {
+      const hls = new Hls({
+        startPosition: 0, // else it starts near the live edge of a growing (EVENT) playlist
+        enableWorker: false,
+        xhrSetup: (xhr) => {
+          const token = getToken();
+          if (token) xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+        },
+      });
+      st.hls = hls;
+      st.video.dataset.engine = "hls.js";
+      hls.on(Hls.Events.MANIFEST_PARSED, () => {
+        st.rungs = hls.levels.map((l) => `${Math.min(l.width, l.height)}p`);
+        renderStreamButtons(entry);
+      });
+      hls.on(Hls.Events.LEVEL_SWITCHED, () => markStream(entry));
+      hls.on(Hls.Events.ERROR, (_, data) => {
+        if (!data.fatal) return;
+        if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+        else setText(st.note, `Stream error: ${data.details}`);
+      });
+      hls.loadSource(url);
+      hls.attachMedia(st.video);
+    } else if (st.video.canPlayType("application/vnd.apple.mpegurl")) {
+      st.video.dataset.engine = "native";
+      st.video.src = withToken(url); // the playlists then carry ?token= on every URI
+    } else {
+      setText(st.note, "This browser cannot play HLS; use the URLs below in a player.");
+    }
+  }
+
+  function destroyStream(entry) {
+    const st = entry.stream;
+    clearInterval(st.timer);
+    if (st.hls) st.hls.destroy();
+    st.video.removeAttribute("src");
+    st.root.remove();
+    entry.stream = null;
+  }
+
+  function updateStream(entry) {
+    const st = entry.stream;
+    const s = entry.job.stream;
+    for (const [field, path] of [[st.hlsUrl, s.hls], [st.dashUrl, s.dash]]) {
+      const value = absoluteUrl(path);
+      if (field.input.value !== value) field.input.value = value;
+    }
+    st.dashUrl.row.hidden = !s.final; // the MPD is written when the job ends
+    const total = Object.values(s.segments || {});
+    setText(st.note, s.final ? "" : `Encoding: ${Math.min(...(total.length ? total : [0]))} segment(s) of every rung published`);
+    capRungs(entry);
+  }
+
+  /** Where rung ``i``'s published prefix ends (seconds), from the job's per-rung segment counts
+   *  and the fragment times of the level hls.js has loaded (all rungs share segment boundaries). */
+  function rungEnd(entry, i) {
+    const st = entry.stream;
+    const s = entry.job.stream;
+    if (!st.hls || s.final) return Infinity;
+    const count = (s.segments || {})[st.rungs[i]];
+    const cur = st.hls.levels[st.hls.currentLevel >= 0 ? st.hls.currentLevel : 0];
+    const frags = cur && cur.details ? cur.details.fragments : [];
+    if (count === undefined || !frags.length || count > frags.length) return Infinity;
+    return count ? frags[count - 1].start + frags[count - 1].duration : 0;
+  }
+
+  /** Never let hls.js pick a rung whose published prefix is behind the position (it would stall
+   *  there although another rung has more): cap the automatic choice, and leave a lagging rung. */
+  function capRungs(entry) {
+    const st = entry.stream;
+    const hls = st && st.hls;
+    if (!hls || !st.rungs.length) return;
+    const pos = st.video.currentTime + STREAM_AHEAD_S;
+    const ok = st.rungs.map((_, i) => rungEnd(entry, i) >= pos);
+    let cap = -1;
+    while (cap + 1 < ok.length && ok[cap + 1]) cap++;
+    const all = cap === ok.length - 1;
+    if (st.manual < 0) hls.autoLevelCapping = all ? -1 : Math.max(0, cap);
+    const current = hls.currentLevel;
+    if (current >= 0 && !ok[current]) {
+      const best = ok.lastIndexOf(true);
+      if (best >= 0) hls.nextLevel = best;
+    }
+    for (const btn of st.buttons.querySelectorAll(".stream-btn[data-level]")) {
+      const i = Number(btn.dataset.level);
+      btn.disabled = !ok[i];
+      btn.title = ok[i] ? "" : "Not published this far yet";
+    }
+  }
+
+  function renderStreamButtons(entry) {
+    const st = entry.stream;
+    const key = st.rungs.join(",");
+    if (key === st.buttonsKey) return;
+    st.buttonsKey = key;
+    const button = (label, level) => h("button", {
+      type: "button", class: "stream-btn", text: label, "aria-pressed": "false",
+      dataset: level < 0 ? { auto: "1" } : { level: String(level), quality: st.rungs[level] },
+      onclick: () => setStreamLevel(entry, level),
+    });
+    st.buttons.replaceChildren(button("Auto", -1), ...st.rungs.map((q, i) => button(q, i)));
+    markStream(entry);
+  }
+
+  /** -1: automatic (within the cap); else a rung chosen by hand (kept until Auto). */
+  function setStreamLevel(entry, level) {
+    const st = entry.stream;
+    st.manual = level;
+    if (st.hls) {
+      if (level >= 0) st.hls.autoLevelCapping = -1;
+      st.hls.currentLevel = level; // -1: hls.js's automatic choice again
+    }
+    capRungs(entry);
+    markStream(entry);
+  }
+
+  function markStream(entry) {
+    const st = entry.stream;
+    if (!st) return;
+    const playing = st.hls ? st.hls.currentLevel : -1;
+    st.video.dataset.level = String(playing);
+    if (playing >= 0 && st.rungs[playing]) st.video.dataset.quality = st.rungs[playing];
+    for (const btn of st.buttons.querySelectorAll(".stream-btn")) {
+      const on = btn.dataset.auto ? st.manual < 0 : Number(btn.dataset.level) === st.manual;
       btn.classList.toggle("active", on);
       btn.setAttribute("aria-pressed", String(on));
     }
