@@ -296,12 +296,11 @@ class Plan(_Json):
 
     def schedule(self) -> tuple[tuple[ChunkSpec, ...], ...]:
         """The tasks in the order runners dispatch them: first those that make the stream playable
-        (segment 0 of every rung, then the audio track: the master playlist needs both), then the
-        rest most expensive first. Longest-first alone would put the cheap audio task, and often
+        (segment 0 of every rung and the audio track: the master playlist needs them all), then
+        the rest; each part most expensive first. Longest-first alone would put the cheap audio task, and often
         segment 0, at the end of the job."""
-        groups = self.groups()
-        first = [g for g in groups if g[0].kind == "video" and any(c.segment == 0 for c in g)]
-        first += [g for g in groups if g[0].kind == "audio"]
+        groups = self.groups()  # most expensive first, so the first ones stay in that order
+        first = [g for g in groups if g[0].kind == "audio" or any(c.segment == 0 for c in g)]
         return tuple(first) + tuple(g for g in groups if g not in first)
 
     def task(self, task_id: str) -> "Task":

@@ -110,6 +110,21 @@ def cut_points(info: MediaInfo, chunk_seconds: float) -> list[int]:
     return cuts
 
 
+def lead_cut(info: MediaInfo, cuts: list[int], lead_seconds: float | None) -> list[int]:
+    """``cuts`` with a short first segment: a cut at the first keyframe at or after
+    ``lead_seconds`` that falls before the second cut (keyframes only: no pre-roll)."""
+    if not lead_seconds:
+        return cuts
+    tb = info.tb
+    limit = info.frame_pts[cuts[1]] * tb if len(cuts) > 1 else Fraction(info.duration).limit_denominator(1_000_000)
+    lead = Fraction(lead_seconds).limit_denominator(1000)
+    for k in info.keyframes:
+        t = info.frame_pts[k] * tb
+        if k > 0 and t >= lead - Fraction(1, 1000):
+            return [0, k] + cuts[1:] if t < limit - lead / 2 else cuts
+    return cuts
+
+
 def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: str,
          workers: int | None = None) -> Plan:
     """Decide every segment and chunk of a job. ``workdir`` is root-relative; ``workers`` (the
@@ -118,7 +133,7 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
     if settings.chunk_seconds is None:
         settings = settings.with_(chunk_seconds=auto_chunk_seconds(info, ladder, settings, workers))
     rends = renditions(info, tuple(ladder))
-    cuts = cut_points(info, settings.chunk_seconds)
+    cuts = lead_cut(info, cut_points(info, settings.chunk_seconds), settings.lead_seconds)
     ends = cuts[1:] + [info.frames]
     segments = []
     for i, (a, b) in enumerate(zip(cuts, ends)):
@@ -156,7 +171,7 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
             output=layout.audio_output(workdir), settings=settings, duration=info.duration,
             cost=info.duration * AUDIO_COST_PER_SECOND * max(1, len(info.audio_languages)),
         )
-    groups = group_tasks(chunks, audio, settings.granularity, workers)
+    groups = group_tasks(chunks, audio, settings.granularity, workers, split_first=bool(settings.lead_seconds))
     return Plan(
         job_id=job_id, info=info, settings=settings, renditions=rends, segments=tuple(segments),
         chunks=tuple(chunks), audio=audio, workdir=workdir,
@@ -168,16 +183,19 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
 
 
 def group_tasks(chunks, audio: ChunkSpec | None, granularity: str,
-                workers: int | None = None) -> list[tuple[ChunkSpec, ...]]:
+                workers: int | None = None, split_first: bool = False) -> list[tuple[ChunkSpec, ...]]:
     """The chord header: groups of chunks run as one task, most expensive first.
 
     With ``granularity="segment"`` a task decodes its segment once and encodes every rendition;
     with ``"rendition"`` each segment x rendition is its own task (finer, for many workers). Given
     ``workers``, tasks at the tail of the schedule are split per rendition where that shortens it
-    (see ``_balance_tail``). The audio track is always a task of its own."""
+    (see ``_balance_tail``). The audio track is always a task of its own. ``split_first`` (a lead
+    segment, with several workers): segment 0 is one task per rendition, so its renditions encode
+    in parallel and the stream can start sooner."""
     groups: dict[object, list[ChunkSpec]] = {}
     for c in chunks:
-        groups.setdefault(c.segment if granularity == "segment" else c.chunk_id, []).append(c)
+        alone = granularity != "segment" or (split_first and c.segment == 0 and (workers or 1) > 1)
+        groups.setdefault(c.chunk_id if alone else c.segment, []).append(c)
     tasks = [tuple(g) for g in groups.values()] + ([(audio,)] if audio else [])
     if workers and workers > 1:
         tasks = _balance_tail(tasks, workers)

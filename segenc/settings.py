@@ -40,6 +40,10 @@ class Settings:
     codec: str = "h264"  # one of CODECS
     gop: float = 2.0  # seconds between IDRs: at every multiple of it (source time), in every rung
     audio: bool = True  # False: drop the audio track
+    # A short first segment: cut at the first source keyframe at or after this many seconds, and
+    # encoded one task per rendition, so the stream's first segment of every rung (what a player
+    # needs to start) is ready early. None: the first segment is as long as the others.
+    lead_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.granularity not in GRANULARITIES:
@@ -56,6 +60,8 @@ class Settings:
                              f"got {self.audio_bitrate!r}")
         if self.chunk_seconds is not None and self.chunk_seconds <= 0:
             raise ValueError(f"chunk_seconds must be positive, got {self.chunk_seconds}")
+        if self.lead_seconds is not None and self.lead_seconds <= 0:
+            raise ValueError(f"lead_seconds must be positive, got {self.lead_seconds}")
         if self.preset not in X264_PRESETS:
             raise ValueError(f"preset must be one of {', '.join(X264_PRESETS)}, got {self.preset!r}")
 

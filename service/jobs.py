@@ -74,7 +74,10 @@ class Jobs:
                 "segments": {t: published(out, t) for t in tracks}}
 
     def start(self, job_id: str, filename: str, info, ladder, settings) -> None:
-        """Queue an uploaded job; ``info`` is the upload's probe, handed on so it is not probed again."""
+        """Queue an uploaded job; ``info`` is the upload's probe, handed on so it is not probed again.
+        Jobs get a lead segment one keyframe interval long (``Settings.lead_seconds``): people watch
+        them while they encode, and the stream starts once every rung's first segment exists."""
+        settings = settings if settings.lead_seconds else settings.with_(lead_seconds=settings.gop)
         self.state.create(job_id, filename=filename, source_info=info.summary(), ladder=list(ladder))
         submit(self.celery, job_id, layout.upload(job_id), ladder=ladder, settings=settings, queue=MAIN_QUEUE,
                info=info)

@@ -13,7 +13,20 @@ def test_segment_zero_of_every_rung_and_the_audio_are_dispatched_first():
         key = lambda g: [c.chunk_id for c in g]  # noqa: E731
         assert sorted(map(key, order)) == sorted(map(key, p.groups()))  # the same tasks, reordered
         first = [g for g in order if g[0].kind == "audio" or any(c.segment == 0 for c in g)]
-        assert list(order[:len(first)]) == first and first[-1][0].kind == "audio"
+        assert list(order[:len(first)]) == first
         assert {c.chunk_id for g in first for c in g} == {f"s0000-{r}" for r in ("480p", "720p", "1080p")} | {"audio"}
         costs = [sum(c.cost for c in g) for g in order[len(first):]]
         assert costs == sorted(costs, reverse=True)  # the rest longest first
+
+
+def test_a_lead_segment_is_short_and_its_renditions_are_tasks_of_their_own():
+    i = info(frames=1800, keyint=60)  # 60 s, a keyframe every 2 s
+    p = plan(i, ("480p", "720p", "1080p"), Settings(chunk_seconds=10, lead_seconds=2), job_id="j", workdir="w",
+             workers=2)
+    assert [s.frames for s in p.segments[:2]] == [60, 240]  # 2 s, then the rest of the first 10 s
+    assert sum(s.frames for s in p.segments) == 1800
+    first = [g for g in p.schedule() if any(c.segment == 0 for c in g)]
+    assert sorted(len(g) for g in first) == [1, 1, 1]
+    assert p.schedule()[:4] == tuple(sorted(p.schedule()[:4], key=lambda g: -sum(c.cost for c in g)))
+    without = plan(i, ("480p",), Settings(chunk_seconds=10), job_id="j", workdir="w", workers=2)
+    assert without.segments[0].frames == 300
