@@ -242,14 +242,12 @@ def _remove_stale(out: Path, kept: set[str]) -> None:
 
 
 def _broker_runner(url: str, storage: str):
-    import redis
-
     from .distributed.runner import CeleryRunner
+    from .distributed.state import check_reachable
 
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5).ping()  # before any work
-    except Exception as exc:  # noqa: BLE001 - any failure to talk to it: unreachable, refused, auth
-        raise EnvironmentProblem(f"cannot reach the broker {url}: {exc}") from None
+    problem = check_reachable(url)  # before any work
+    if problem:
+        raise EnvironmentProblem(f"cannot reach the broker {url}: {problem}")
     return CeleryRunner(url, storage)
 
 

@@ -205,13 +205,13 @@ def run_main(args, tmp: Path) -> int:
         if args.api_token:
             env["SEGENC_API_TOKEN"] = args.api_token
         commands = [  # the web server first: it stops first
-            [sys.executable, "-m", "service.cli", "--worker-name", "main_worker", "--tmp-dir", str(tmp),
+            [sys.executable, "-m", f"{__package__}.cli", "--worker-name", "main_worker", "--tmp-dir", str(tmp),
              "--queues", f"{DEFAULT_QUEUE},{MAIN_QUEUE}"]  # the Redis URL comes in the environment
             + (["--concurrency", str(args.concurrency)] if args.concurrency else []),
             [sys.executable, "-m", "gunicorn", "--worker-class", "gevent", "--workers", "1",
              "--worker-connections", "4000",
              "--bind", f"{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}",
-             "--timeout", "0", "--graceful-timeout", "5", "--log-level", "warning", "service.app:create_app()"],
+             "--timeout", "0", "--graceful-timeout", "5", "--log-level", "warning", f"{__package__}.app:create_app()"],
         ]
         here = Path(__file__).resolve().parent.parent
         for cmd in commands:
