@@ -194,7 +194,10 @@ def video(job_id: str, quality: str):
     path = jobs().output(jid, quality)
     if not path.is_file():
         return error("the file is gone", 404)
-    return send_file(path, mimetype="video/mp4", conditional=True, download_name=f"{quality}.mp4")
+    resp = send_file(path, mimetype="video/mp4", conditional=True, download_name=f"{quality}.mp4")
+    if resp.status_code in (200, 206) and resp.content_length:
+        jobs().state.count("bytes_served", resp.content_length)  # for /metrics
+    return resp
 
 
 @api.get("/presets")
