@@ -241,7 +241,7 @@ def run_main(args, tmp: Path) -> int:
              "--queues", f"{DEFAULT_QUEUE},{MAIN_QUEUE}"]  # the Redis URL comes in the environment
             + (["--concurrency", str(args.concurrency)] if args.concurrency else [])
             + ["--log-level", args.log_level],
-            [sys.executable, "-m", "gunicorn", "--worker-class", "gevent", "--workers", "1",
+            [sys.executable, "-m", "gunicorn", "--worker-class", f"{__package__}.web_worker.Worker", "--workers", "1",
              "--worker-connections", "4000",
              "--bind", f"{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}",
              "--timeout", "0", "--graceful-timeout", "5", "--log-level", args.log_level]
