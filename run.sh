@@ -5,7 +5,7 @@
 #   ./run.sh probe INPUT                                 show what segenc sees in a file
 set -euo pipefail
 cd "$(dirname "$0")"
-source scripts/bootstrap.sh ""  # explicit: a sourced script would see our arguments
+source scripts/bootstrap.sh service  # explicit: a sourced script would see our arguments
 case "${1:-}" in
   encode|probe) exec segenc "$@" ;;
   *) exec python start_service.py "$@" ;;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up a virtual environment with everything segenc needs; safe to run again (fast when done).
-# Usage: source scripts/bootstrap.sh EXTRAS   -> activates .venv; EXTRAS is "" or "test" (always pass it:
-#        a sourced script otherwise sees the caller's arguments as its own)
+# Usage: source scripts/bootstrap.sh EXTRAS   -> activates .venv; EXTRAS is "" (the library and its CLI),
+#        "service" (./run.sh: the web service, Celery, Redis) or "test" (everything + test tools). Always
+#        pass it: a sourced script otherwise sees the caller's arguments as its own.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${SEGENC_VENV:-$here/.venv}"

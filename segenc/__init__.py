@@ -4,7 +4,8 @@ probe -> plan -> split -> encode (N chunks, in parallel) -> concat -> package.
 """
 
 from .errors import (CorruptInputError, EncodeError, IncompatibleError, InputError, IntegrityError, JobCancelled,
-                     JobFailed, LimitExceededError, NotAVideoError, SegencError, StorageError, UnsupportedInputError)
+                     JobFailed, LimitExceededError, NotAVideoError, SegencError, StorageError, StorageFullError,
+                     UnsupportedInputError, UsageError)
 from .model import (DEFAULT_LADDER, ChunkResult, ChunkSpec, EncodeResult, MediaInfo, Plan, Rendition,
                     RenditionResult, Segment)
 from .pipeline import encode
@@ -24,7 +25,7 @@ __all__ = [
     "Settings", "Limits", "Runner", "LocalRunner", "SerialRunner", "Tracker", "ProgressEvent", "Stage",
     "MediaInfo", "Plan", "Segment", "Rendition", "ChunkSpec", "ChunkResult", "EncodeResult", "RenditionResult",
     "DEFAULT_LADDER",
-    "SegencError", "InputError", "NotAVideoError", "UnsupportedInputError", "CorruptInputError",
+    "SegencError", "UsageError", "InputError", "NotAVideoError", "UnsupportedInputError", "CorruptInputError",
     "LimitExceededError", "IncompatibleError", "EncodeError", "IntegrityError", "StorageError", "JobFailed",
-    "JobCancelled",
+    "StorageFullError", "JobCancelled",
 ]

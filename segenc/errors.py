@@ -1,6 +1,7 @@
 """Every error segenc raises on purpose.
 
     SegencError                      root: catch this to catch everything below
+    +-- UsageError (ValueError)      the caller's arguments are at fault (a bad option, workers=0)
     +-- InputError (ValueError)      the input file is at fault; CLI exit 2, HTTP 415/422
     |   +-- NotAVideoError           not a media file, or no video stream in it
     |   +-- UnsupportedInputError    a container/codec we refuse (HLS playlists, ffconcat, ...)
@@ -22,6 +23,11 @@ import errno
 
 class SegencError(Exception):
     """Root of every error segenc raises on purpose."""
+
+
+class UsageError(SegencError, ValueError):
+    """The caller's arguments are at fault (an unknown rung, ``workers=0``, a bad option value); the
+    message names the argument and what it takes. CLI exit 2, HTTP 400."""
 
 
 class InputError(SegencError, ValueError):

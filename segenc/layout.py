@@ -30,6 +30,7 @@ import re
 UPLOADS, WORK, ENCODED, REMOTE = "uploads", "work", "encoded", "remote"
 PLAN_FILE = "plan.json"
 MANIFEST_FILE = "manifest.json"
+THUMBNAIL_FILE = "thumbnail.jpg"
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 RUNG_NAME = r"\d{2,4}p"  # a rendition's name: its short side in pixels (segenc.model.parse_rung)
 _RUNG = RUNG_NAME
@@ -88,6 +89,11 @@ def upload_part(job_id: str) -> str:
 
 def encoded_dir(job_id: str) -> str:
     return f"{ENCODED}/{job_id}"
+
+
+def thumbnail(job_id: str) -> str:
+    """A small JPEG of one frame of the job's source, for the page's job list."""
+    return f"{encoded_dir(job_id)}/{THUMBNAIL_FILE}"
 
 
 def output(out_dir: str, rendition: str) -> str:

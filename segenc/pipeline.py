@@ -8,15 +8,20 @@ them, measures them and cleans up.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import threading
 import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Sequence
 
 from . import layout
-from .model import DEFAULT_LADDER, EncodeResult
+from .arguments import check_callable, check_cancel, check_chunk_seconds, check_instance, check_ladder, check_workers
+from .errors import JobCancelled
+from .model import DEFAULT_LADDER, EncodeResult, parse_ladder
 from .package import update_timings
 from .progress import ProgressEvent, Reporter, null_reporter
 from .runners.base import Runner
@@ -30,61 +35,108 @@ from .storage import resolve
 PRIVATE_WORKDIR = "job"  # the work dir inside encode()'s own temp root
 
 
-def encode(source: str | os.PathLike, out_dir: str | os.PathLike, ladder=DEFAULT_LADDER, *,
+def encode(source: str | os.PathLike, out_dir: str | os.PathLike, ladder: str | Sequence[str] = DEFAULT_LADDER, *,
            chunk_seconds: float | None = None, workers: int | None = None, on_progress: Reporter | None = None,
-           settings: Settings | None = None, runner: Runner | None = None) -> EncodeResult:
-    """Encode ``source`` to an H.264 ladder in ``out_dir`` (``<quality>.mp4`` + ``manifest.json``)."""
+           settings: Settings | None = None, runner: Runner | None = None,
+           cancel: threading.Event | None = None) -> EncodeResult:
+    """Encode ``source`` to a ladder in ``out_dir``: ``<rung>.mp4`` for each rung the source's
+    height reaches, plus ``manifest.json``. Safe to call from a plain script without a
+    ``__main__`` guard, from ``python -`` and from a notebook. Whatever fails, no temp folder and
+    no half-written output is left behind.
+
+    Args:
+        source: the input video file.
+        out_dir: the output directory (created, with its parents, if missing).
+        ladder: the rungs, as a comma-separated string (``"720p"``, ``"480p,720p@2800k"``) or a
+            sequence of rung strings; rungs above the source's height are skipped.
+        chunk_seconds: target segment length in seconds (0.5-600); None picks one for the workers.
+        workers: local encoder processes (>= 1); None: one per core. Ignored with ``runner``.
+        on_progress: called with each ``ProgressEvent`` (stages, frames done, planned totals).
+        settings: codec, quality, GOP, audio and limits (``Settings()`` if None).
+        runner: who runs the chunk tasks; None: a ``LocalRunner(workers)``.
+        cancel: a ``threading.Event``; set it (from another thread, or ``on_progress``) to stop
+            the encode, which then raises ``JobCancelled``.
+
+    Returns:
+        EncodeResult: the renditions (paths, sizes, frames), the manifest path and timings.
+
+    Raises:
+        UsageError: an argument is invalid (unknown rung, ``workers < 1``, ...).
+        InputError: the source is at fault (not a video, unsupported, corrupt, over a limit).
+        EncodeError: a chunk, the audio or the concat failed (StorageFullError: disk full).
+        JobCancelled: ``cancel`` was set.
+        JobFailed: a distributed job failed.
+    """
     t = time.perf_counter()
-    settings = (settings or Settings()).with_(chunk_seconds=chunk_seconds)
-    runner = runner or LocalRunner(workers)
-    report = on_progress or null_reporter
+    ladder = check_ladder(ladder)
+    chunk_seconds = check_chunk_seconds(chunk_seconds)
+    workers = check_workers(workers)
+    report = check_callable("on_progress", on_progress) or null_reporter
+    cancel = check_cancel(cancel)
+    settings = (check_instance("settings", settings, Settings) or Settings()).with_(chunk_seconds=chunk_seconds)
+    runner = check_instance("runner", runner, Runner) or LocalRunner(workers)
+    runner.cancel = cancel
     out_dir = Path(out_dir).absolute()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     job_id = str(uuid.uuid4())
     root = runner.work_root(out_dir)
     private = root is None
-    if private:
-        root = Path(tempfile.mkdtemp(prefix=".segenc-", dir=out_dir.parent))
     workdir = PRIVATE_WORKDIR if private else layout.work_dir(job_id)
     split_job: BackgroundSplit | None = None
     try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        if private:
+            root = Path(tempfile.mkdtemp(prefix=".segenc-", dir=out_dir.parent))
         with runner:
             try:
-                plan = plan_job(source, root, job_id=job_id, ladder=tuple(ladder), settings=settings,
-                                workdir=workdir, report=report, workers=runner.workers)
-                report(ProgressEvent(plan.job_id, "stage", stage=Stage.SPLITTING))
+                span = _EncodeSpan(report, cancel)
+                plan = plan_job(source, root, job_id=job_id, ladder=ladder, settings=settings,
+                                workdir=workdir, report=span, workers=runner.workers)
+                span(ProgressEvent(plan.job_id, "stage", stage=Stage.SPLITTING))
                 t_run = time.perf_counter()
-                span = _EncodeSpan(report)
                 split_job = BackgroundSplit(source, plan, root).start()  # encoding starts as segments land
                 if not runner.overlaps_split:
                     split_job.join()
-                report(ProgressEvent(plan.job_id, "stage", stage=Stage.ENCODING))
+                span(ProgressEvent(plan.job_id, "stage", stage=Stage.ENCODING))
                 result = runner.execute(plan, root, out_dir, span, inputs=split_job)
+                span.check()
                 result.timings["split"] = split_job.seconds
                 result.timings["encode"] = time.perf_counter() - t_run - result.timings.get("concat", 0.0)
                 result.timings["serial"] = span.serial()
                 result.timings["total"] = time.perf_counter() - t
                 update_timings(result.manifest, result.timings)
                 report(ProgressEvent(plan.job_id, "stage", stage=Stage.DONE))
-            except Exception as exc:
-                report(ProgressEvent(job_id, "stage", stage=Stage.FAILED, message=str(exc)))
+            except BaseException as exc:
+                if isinstance(exc, JobCancelled):
+                    _remove_outputs(out_dir, ladder)
+                report(ProgressEvent(job_id, "stage", stage=Stage.CANCELLED if isinstance(exc, JobCancelled)
+                                     else Stage.FAILED, message=str(exc) or type(exc).__name__))
                 raise
             finally:
                 if split_job is not None:
                     split_job.cancel()
         return result
     finally:
-        shutil.rmtree(resolve(root, workdir), ignore_errors=True)
-        if private:
-            shutil.rmtree(root, ignore_errors=True)
+        if root is not None:
+            shutil.rmtree(resolve(root, workdir), ignore_errors=True)
+            if private:
+                shutil.rmtree(root, ignore_errors=True)
+
+
+def _remove_outputs(out_dir: Path, ladder: tuple[str, ...]) -> None:
+    """A cancelled encode keeps nothing: renditions already packaged and the manifest go."""
+    for name in [layout.output_name(r.name) for r in parse_ladder(ladder)] + [layout.MANIFEST_FILE]:
+        (out_dir / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        out_dir.rmdir()  # only if it is empty now
 
 
 class _EncodeSpan:
     """Passes progress on and notes when the first task started and the last one ended, to tell
     the serial part of the wall time (nothing encoding: split lead-in, concat tail) from the rest."""
 
-    def __init__(self, report: Reporter) -> None:
+    def __init__(self, report: Reporter, cancel: threading.Event | None = None) -> None:
         self.report = report
+        self.cancel = cancel
         self.began = time.time()  # event times are wall clock too
         self.first: float | None = None
         self.last: float | None = None
@@ -95,6 +147,12 @@ class _EncodeSpan:
         elif ev.kind == "chunk_done":
             self.last = max(self.last or ev.time, ev.time)
         self.report(ev)
+        self.check()
+
+    def check(self) -> None:
+        """Raise JobCancelled once ``cancel`` is set (every event passes here, in every runner)."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise JobCancelled("the encode was cancelled")
 
     def serial(self) -> float | None:
         """Seconds from the start to the first task, plus from the last task's end to now."""

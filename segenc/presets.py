@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .errors import UsageError
 from .model import DEFAULT_LADDER, parse_ladder
 from .settings import AUDIO_BITRATE_MAX, AUDIO_BITRATE_MIN, CODECS, CRF_MAX, GOP_MAX, GOP_MIN, X264_PRESETS, Settings
 
@@ -57,7 +58,7 @@ FIELDS: dict[str, str] = {
 }
 
 
-class OptionError(ValueError):
+class OptionError(UsageError):
     """A job option that is unknown or has a value outside what ``FIELDS`` allows."""
 
     def __init__(self, message: str, field: str | None = None, allowed: Any = None) -> None:

@@ -58,6 +58,21 @@ def open_input(path: str | os.PathLike, formats: tuple[str, ...] = INPUT_FORMATS
 
 
 def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
+    """What segenc sees in a media file (reads the container and every video packet, decodes nothing).
+
+    Args:
+        path: the file.
+        limits: resolution, fps, duration and stream limits (``Limits()`` if None).
+
+    Returns:
+        MediaInfo: codec, size, fps, duration, frame count, keyframes, colour, audio and subtitle tracks.
+
+    Raises:
+        NotAVideoError: not a media file, or no video stream in it.
+        UnsupportedInputError: a container or codec segenc refuses (HLS playlists, ffconcat, ...).
+        CorruptInputError: truncated or undecodable data.
+        LimitExceededError: over one of ``limits``.
+    """
     limits = limits or Limits()
     path = Path(path)
     with open_input(path) as c:

@@ -61,7 +61,21 @@ def plan_job(source: str | os.PathLike, root: str | os.PathLike, *, job_id: str 
 
 def prepare(source: str | os.PathLike, root: str | os.PathLike, *, report: Reporter = null_reporter,
             **kwargs) -> Plan:
-    """Probe, plan and split ``source`` (``plan_job`` arguments); segments land under ``root/workdir``."""
+    """The chord's first step: probe, plan and split ``source``; segments land under ``root/workdir``.
+
+    Args:
+        source: the input video file.
+        root: the storage root every later step sees (a shared folder for remote workers).
+        report: called with each ``ProgressEvent``.
+        **kwargs: ``plan_job``'s: ``job_id``, ``ladder``, ``settings``, ``workdir``, ``workers``, ``info``.
+
+    Returns:
+        Plan: the job's segments, renditions and tasks (also saved as ``plan.json``).
+
+    Raises:
+        InputError: the source is at fault (see ``probe``).
+        StorageFullError: the storage ran out of space while splitting.
+    """
     plan = plan_job(source, root, report=report, **kwargs)
     report(ProgressEvent(plan.job_id, "stage", stage=Stage.SPLITTING))
     t = time.perf_counter()
@@ -80,7 +94,19 @@ def encode_chunks(specs, root: str | os.PathLike, report: Reporter = null_report
 
 
 def encode_chunk(spec: ChunkSpec, root: str | os.PathLike, report: Reporter = null_reporter) -> ChunkResult:
-    """One segment x rendition, or the audio track."""
+    """Encode one chunk: a segment x rendition, or the audio track.
+
+    Args:
+        spec: one of ``plan.specs()``.
+        root: the storage root the plan was prepared under.
+        report: called with each ``ProgressEvent`` (frames done).
+
+    Returns:
+        ChunkResult: the chunk's output path, frames, bytes and seconds.
+
+    Raises:
+        EncodeError: the encoder failed (StorageFullError: out of space).
+    """
     return encode_chunks([spec], root, report)[0]
 
 
@@ -94,6 +120,20 @@ def finish(plan: Plan, results: list[ChunkResult], root: str | os.PathLike, out_
            report: Reporter = null_reporter, concatenated: dict[str, tuple[Path, dict]] | None = None
            ) -> EncodeResult:
     """The chord body: check every chunk, concat each rendition, package atomically.
+
+    Args:
+        plan: the job's plan (from ``prepare``).
+        results: every chunk's ``ChunkResult``.
+        root: the storage root the plan was prepared under.
+        out_dir: where the renditions and ``manifest.json`` go.
+        report: called with each ``ProgressEvent``.
+        concatenated: renditions a runner already stitched.
+
+    Returns:
+        EncodeResult: the renditions, the manifest path and timings.
+
+    Raises:
+        IntegrityError: a chunk is missing or has the wrong frame count (nothing is concatenated).
 
     ``concatenated`` holds renditions a runner already stitched (staged path, facts). The caller
     announces ``done`` once it has recorded the result (so followers see the outputs)."""

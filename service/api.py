@@ -137,13 +137,14 @@ def _accept(job_id: str, folder):
     except InputError as exc:
         shutil.rmtree(folder, ignore_errors=True)
         return error(_public(exc), 415)
-    jobs().start(job_id, os.path.basename(f.filename)[:255], info, ladder, settings)
+    jobs().start(job_id, os.path.basename(f.filename)[:255], info, ladder, settings, request.form.to_dict())
     return {"job_id": job_id, "status": "queued"}, 202
 
 
 def _public(exc: Exception) -> str:
-    """Errors name the file 'source' on disk; say 'the upload' instead."""
-    return str(exc).replace("source: ", "the upload: ", 1)
+    """Errors begin with the file's name on disk ('source: '): the client knows which file it sent,
+    so the message starts with what is wrong ('not a video file ...')."""
+    return str(exc).removeprefix("source: ")
 
 
 @api.get("/status/<job_id>")
@@ -197,7 +198,42 @@ def video(job_id: str, quality: str):
     path = jobs().output(jid, quality)
     if not path.is_file():
         return error("the file is gone", 404)
-    return send_file(path, mimetype="video/mp4", conditional=True, download_name=f"{quality}.mp4")
+    resp = send_file(path, mimetype="video/mp4", conditional=True, download_name=f"{quality}.mp4")
+    if resp.status_code in (200, 206) and resp.content_length:
+        jobs().state.count("bytes_served", resp.content_length)  # for /metrics
+    return resp
+
+
+@api.get("/thumbnail/<job_id>")
+def thumbnail(job_id: str):
+    jid = parse_job_id(job_id)
+    if jid is None:
+        return error("not a valid job id", 400)
+    path = jobs().thumbnail(jid)
+    if not path.is_file():
+        return error("this job has no thumbnail", 404)
+    return send_file(path, mimetype="image/jpeg", conditional=True, max_age=3600)
+
+
+@api.post("/jobs/<job_id>/retry")
+def retry(job_id: str):
+    """A failed job again, from its kept upload with the same options: 202 with the new job's id
+    (the failed job is deleted); 404 unknown job, 409 not failed or its upload is gone."""
+    jid = parse_job_id(job_id)
+    if jid is None:
+        return error("not a valid job id", 400)
+    stage = jobs().state.stage(jid)
+    if stage is None:
+        return error("no such job", 404)
+    if stage != "failed":
+        return error(f"the job is {stage}; only a failed job can be retried", 409)
+    try:
+        new_id = jobs().retry(jid, str(uuid.uuid4()))
+    except InputError as exc:
+        return error(_public(exc), 422)
+    if new_id is None:
+        return error("the job's upload is gone (removed by retention or by hand); upload the file again", 409)
+    return {"job_id": new_id, "retried": jid, "status": "queued"}, 202
 
 
 PLAYLIST_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".mpd": "application/dash+xml"}

@@ -20,6 +20,7 @@ from segenc.stages import TERMINAL, Stage
 
 from .api import api
 from .jobs import Jobs
+from .metrics import metrics
 from .transfer import transfer
 from .uploads import UploadSlots
 from .ws import register_ws
@@ -68,6 +69,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["segenc_uploads"] = UploadSlots(int(config["MAX_UPLOADS_PER_CLIENT"]))
     app.register_blueprint(api)
     app.register_blueprint(transfer)
+    app.register_blueprint(metrics)
     register_ws(app)
 
     @app.get("/")

@@ -28,35 +28,67 @@ from pathlib import Path
 DEFAULT_TMP = "/tmp/encoder"
 
 
+def _env(name: str, default=None):
+    """An option's default: ``SEGENC_<NAME>`` if set (argparse converts it with the option's type)."""
+    value = os.environ.get(f"SEGENC_{name}")
+    return default if value is None or value == "" else value
+
+
+def _env_flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(f"SEGENC_{name}", "").strip().lower()
+    return default if not value else value in ("1", "true", "yes", "on")
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
 def parser() -> argparse.ArgumentParser:
+    """Every option also reads an environment variable, SEGENC_ + its name in capitals with _ for -
+    (--tmp-dir: SEGENC_TMP_DIR); the command line wins. The README has the table."""
     p = argparse.ArgumentParser(
         prog="start_service.py",
         description="Distributed video encoder: the main instance (web UI + API + Redis + a worker), "
-                    "or, with --worker-name, one more encoding worker.")
-    p.add_argument("--port", type=int, default=5000, help="web port for UI, API and WebSocket (default 5000)")
-    p.add_argument("--host", default="127.0.0.1",
+                    "or, with --worker-name, one more encoding worker. Every option can also be set "
+                    "as SEGENC_<OPTION> in the environment (e.g. SEGENC_PORT=8080).")
+    p.add_argument("--port", type=int, default=_env("PORT", 5000),
+                   help="web port for UI, API and WebSocket (default 5000)")
+    p.add_argument("--host", default=_env("HOST", "127.0.0.1"),
                    help="address to bind (default 127.0.0.1; any other needs --api-token)")
-    p.add_argument("--tmp-dir", default=DEFAULT_TMP,
+    p.add_argument("--tmp-dir", default=_env("TMP_DIR", DEFAULT_TMP),
                    help="storage: uploads/, encoded/, redis.conf, redis.rdb, redis.log (default /tmp/encoder)")
-    p.add_argument("--worker-name", default=None,
+    p.add_argument("--worker-name", default=_env("WORKER_NAME"),
                    help="start only a Celery worker with this node name (e.g. encoder_worker_1)")
-    p.add_argument("--redis-url", default=os.environ.get("SEGENC_REDIS_URL"),
+    p.add_argument("--redis-url", default=_env("REDIS_URL"),
                    help="use this Redis instead of starting one (workers: instead of <tmp-dir>/cluster.json)")
-    p.add_argument("--redis-port", type=int, default=6379,
+    p.add_argument("--redis-port", type=int, default=_env("REDIS_PORT", 6379),
                    help="port of the embedded Redis (default 6379; 0 picks a free port)")
-    p.add_argument("--concurrency", type=int, default=None, help="worker processes (default: number of cores)")
-    p.add_argument("--api-token", default=os.environ.get("SEGENC_API_TOKEN"),
-                   help="require this bearer token on the API and WebSocket (env SEGENC_API_TOKEN)")
-    p.add_argument("--cluster-secret", default=os.environ.get("SEGENC_CLUSTER_SECRET"),
+    p.add_argument("--concurrency", type=int, default=_env("CONCURRENCY"),
+                   help="worker processes (default: number of cores)")
+    p.add_argument("--api-token", default=_env("API_TOKEN"),
+                   help="require this bearer token on the API, WebSocket and /metrics")
+    p.add_argument("--cluster-secret", default=_env("CLUSTER_SECRET"),
                    help="shared secret for chunk transfer between workers and the main instance "
                         "(main: generated if not given; workers: read from the connection file)")
-    p.add_argument("--redis-host", default="127.0.0.1",
+    p.add_argument("--redis-host", default=_env("REDIS_HOST", "127.0.0.1"),
                    help="address the embedded Redis binds (default 127.0.0.1; it always has a password)")
-    p.add_argument("--public-url", default=None,
+    p.add_argument("--public-url", default=_env("PUBLIC_URL"),
                    help="URL workers on other hosts use to reach this instance (default http://HOST:PORT)")
     p.add_argument("--queues", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--max-upload-mb", type=int, default=int(os.environ.get("SEGENC_MAX_UPLOAD_MB", "2048")),
+    p.add_argument("--max-upload-mb", type=int, default=_env("MAX_UPLOAD_MB", 2048),
                    help="largest upload accepted, in MB (default 2048)")
+    p.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, default=_env("LOG_LEVEL", "info"),
+                   help="the web server's and the workers' log level (default info)")
+    p.add_argument("--access-log", default=_env("ACCESS_LOG", "-"), metavar="FILE",
+                   help="the web server's access log: a file, - for stdout (default), or off")
+    sources = p.add_mutually_exclusive_group()
+    sources.add_argument("--delete-sources", dest="delete_sources", action="store_true",
+                         default=_env_flag("DELETE_SOURCES"),
+                         help="remove a job's upload once it is done (env SEGENC_DELETE_SOURCES=1)")
+    sources.add_argument("--keep-sources", dest="delete_sources", action="store_false",
+                         help="keep uploads after success (the default)")
+    p.add_argument("--retain-days", type=float, default=_env("RETAIN_DAYS", 0.0), metavar="N",
+                   help="remove finished jobs (files and record) N days after they ended (default 0: never); "
+                        "failed jobs' work files are always removed")
     return p
 
 
@@ -124,7 +156,7 @@ def run_worker(args, tmp: Path) -> int:
     app = make_app(url, root=tmp, cluster_secret=secret, worker_name=args.worker_name)
     mode = "shared storage" if shared else "its own storage; segments come over HTTP"
     print(f"segenc worker {args.worker_name}: {tmp} ({mode})", flush=True)
-    start(app, args.worker_name, args.concurrency, queues=queues)
+    start(app, args.worker_name, args.concurrency, loglevel=args.log_level.upper(), queues=queues)
     return 0
 
 
@@ -205,19 +237,26 @@ def run_main(args, tmp: Path) -> int:
         if args.api_token:
             env["SEGENC_API_TOKEN"] = args.api_token
         commands = [  # the web server first: it stops first
-            [sys.executable, "-m", "service.cli", "--worker-name", "main_worker", "--tmp-dir", str(tmp),
+            [sys.executable, "-m", f"{__package__}.cli", "--worker-name", "main_worker", "--tmp-dir", str(tmp),
              "--queues", f"{DEFAULT_QUEUE},{MAIN_QUEUE}"]  # the Redis URL comes in the environment
-            + (["--concurrency", str(args.concurrency)] if args.concurrency else []),
-            [sys.executable, "-m", "gunicorn", "--worker-class", "gevent", "--workers", "1",
+            + (["--concurrency", str(args.concurrency)] if args.concurrency else [])
+            + ["--log-level", args.log_level],
+            [sys.executable, "-m", "gunicorn", "--worker-class", f"{__package__}.web_worker.Worker", "--workers", "1",
              "--worker-connections", "4000",
              "--bind", f"{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}",
-             "--timeout", "0", "--graceful-timeout", "5", "--log-level", "warning", "service.app:create_app()"],
+             "--timeout", "0", "--graceful-timeout", "5", "--log-level", args.log_level]
+            + ([] if args.access_log.lower() == "off" else
+               ["--access-logfile", args.access_log, "--access-logformat", ACCESS_FORMAT])
+            + [f"{__package__}.app:create_app()"],
         ]
         here = Path(__file__).resolve().parent.parent
         for cmd in commands:
             procs.append(_spawn(cmd, env, here))
         print(f"segenc is up: {web_url}  (storage {tmp}, Ctrl-C stops everything)", flush=True)
-        return _supervise(procs, commands, env, here)
+        from .retention import Policy
+
+        janitor = _Janitor(url, tmp, Policy(delete_sources=args.delete_sources, retain_days=args.retain_days))
+        return _supervise(procs, commands, env, here, janitor)
     finally:
         # In order: the web stops taking uploads, the worker finishes or gives back its chunks,
         # then Redis (which the worker needs to store its results) stops last.
@@ -255,7 +294,41 @@ def _spawn(cmd: list[str], env: dict, cwd: Path) -> subprocess.Popen:
                             preexec_fn=child_preexec(PDEATHSIG[_role(cmd)]))
 
 
-def _supervise(procs: list[subprocess.Popen], commands: list[list[str]], env: dict, cwd: Path) -> int:
+class _Janitor:
+    """Runs the retention sweep at start and every SWEEP_SECONDS from the supervisor's loop (one
+    process per cluster, so two sweeps never race)."""
+
+    def __init__(self, redis_url: str, tmp: Path, policy) -> None:
+        from .retention import SWEEP_SECONDS
+
+        self.redis_url, self.tmp, self.policy = redis_url, tmp, policy
+        self.every = SWEEP_SECONDS
+        self.next = 0.0
+
+    def __call__(self) -> None:
+        if time.monotonic() < self.next:
+            return
+        self.next = time.monotonic() + self.every
+        from segenc.distributed import JobState
+
+        from .retention import sweep
+
+        try:
+            removed = sweep(JobState.from_url(self.redis_url), self.tmp, self.policy)
+        except Exception as exc:  # noqa: BLE001 - Redis away for a moment: the next sweep tries again
+            sys.stderr.write(f"segenc: retention sweep skipped: {exc}\n")
+            return
+        for what, ids in removed.items():
+            if ids:
+                print(f"segenc: retention removed {what} of {len(ids)} job(s): {', '.join(ids[:5])}"
+                      f"{' ...' if len(ids) > 5 else ''}", flush=True)
+
+
+ACCESS_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'  # no query string: ?token= stays out of the log
+
+
+def _supervise(procs: list[subprocess.Popen], commands: list[list[str]], env: dict, cwd: Path,
+               janitor=None) -> int:
     """Wait for Ctrl-C/SIGTERM; a child that dies is restarted. One that keeps exiting is restarted
     every CRASH_LOOP_PAUSE seconds instead, with an error each time: the others keep serving
     (a worker crash-looping on a full disk must not take the web server down with it)."""
@@ -269,6 +342,8 @@ def _supervise(procs: list[subprocess.Popen], commands: list[list[str]], env: di
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     while stopping["sig"] is None:
+        if janitor is not None:
+            janitor()
         for i, p in enumerate(procs):
             if p.poll() is None or stopping["sig"] is not None:
                 continue

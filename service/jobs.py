@@ -5,6 +5,8 @@ The tmp dir is the storage root; ``segenc.layout`` says where each file of a job
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 import time
 import uuid
@@ -20,6 +22,9 @@ from segenc.errors import SegencError
 from segenc.steps import load_plan
 from segenc.storage import resolve
 from segenc.stream import publish, published
+from segenc.thumbnail import write_thumbnail
+
+log = logging.getLogger(__name__)
 
 SOURCE_FIELDS = ("width", "height", "display_width", "display_height", "duration", "fps", "codec", "has_audio",
                  "frames")
@@ -73,15 +78,47 @@ class Jobs:
                 "ready": (out / layout.MASTER_PLAYLIST).is_file(), "final": (out / layout.DASH_MANIFEST).is_file(),
                 "segments": {t: published(out, t) for t in tracks}}
 
-    def start(self, job_id: str, filename: str, info, ladder, settings) -> None:
+    def start(self, job_id: str, filename: str, info, ladder, settings, options: dict | None = None) -> None:
         """Queue an uploaded job; ``info`` is the upload's probe, handed on so it is not probed again.
+        ``options`` are the fields the user gave (kept, so a failed job can be retried alike).
         Jobs get a lead segment one keyframe interval long (``Settings.lead_seconds``): people watch
         them while they encode, and the stream starts once every rung's first segment exists."""
         settings = settings if settings.lead_seconds else settings.with_(lead_seconds=settings.gop)
-        self.state.create(job_id, filename=filename, source_info=info.summary(), ladder=list(ladder))
+        self._thumbnail(job_id, info)
+        self.state.create(job_id, filename=filename, source_info=info.summary(), ladder=list(ladder),
+                          options=dict(options or {}))
         submit(self.celery, job_id, layout.upload(job_id), ladder=ladder, settings=settings, queue=MAIN_QUEUE,
                info=info)
         self.state.publish(ProgressEvent(job_id, "stage", stage=Stage.QUEUED))
+
+    def _thumbnail(self, job_id: str, info) -> None:
+        try:
+            write_thumbnail(self.path(layout.upload(job_id)), self.path(layout.thumbnail(job_id)), info)
+        except Exception as exc:  # noqa: BLE001 - cosmetic: the job goes ahead without one
+            log.warning("job %s: no thumbnail (%s)", job_id, exc)
+
+    def thumbnail(self, job_id: str) -> Path:
+        return self.path(layout.thumbnail(job_id))
+
+    def retry(self, job_id: str, new_id: str) -> str | None:
+        """A failed job again, as a new job from the same upload and options; the failed one is
+        deleted. Returns None if it cannot be retried (not failed, or its upload is gone)."""
+        snap = self.state.snapshot(job_id)
+        source = self.path(layout.upload(job_id))
+        if not snap or snap.get("stage") != Stage.FAILED or not source.is_file():
+            return None
+        from segenc.presets import job_options
+        from segenc.probe import probe
+
+        options = snap.get("options") if isinstance(snap.get("options"), dict) else {}
+        settings, ladder = job_options(options)
+        target = self.path(layout.upload(new_id))
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.link(source, target)  # the same bytes, no copy; the old job's folder goes below
+        info = probe(target, settings.limits)
+        self.start(new_id, snap.get("filename") or "untitled", info, ladder, settings, options)
+        self.cancel_and_delete(job_id)
+        return new_id
 
     def view(self, job_id: str, refresh: bool = False) -> dict[str, Any] | None:
         """The job's public status; ``refresh``: publish its finished chunks first if it runs."""
@@ -108,8 +145,14 @@ class Jobs:
                 "bytes": out.get("bytes"),
                 "url": f"/api/video/{job_id}/{name}" if status == Stage.DONE and out else None,
             }
+        asked = [str(q).split("@")[0] for q in snap.get("ladder") or []]
+        known = set(progress or {}) | set(planned)
+        skipped = [q for q in asked if known and q not in known]
         return {
             "job_id": job_id, "filename": snap.get("filename"), "status": status,
+            "skipped": skipped,  # rungs above the source's height: not encoded
+            "source_height": (src.get("display_height") or src.get("height")) if src else None,
+            "thumbnail": f"/api/thumbnail/{job_id}" if self.thumbnail(job_id).is_file() else None,
             "progress": round(snap["progress"], 4), "fps": snap.get("fps"), "eta": snap.get("eta"),
             "error": snap.get("error") if status == Stage.FAILED else None,
             "created_at": snap.get("created_at"), "updated_at": snap.get("updated_at"),

@@ -34,6 +34,13 @@ IDLE_WAIT = 1.0
 
 LOST = object()  # put on every connection's queue when the subscription broke
 log = logging.getLogger(__name__)
+_stopping = False  # the server is stopping: every connection closes within IDLE_WAIT
+
+
+def stop_all() -> None:
+    """Called by the web worker when a graceful stop begins (see web_worker.py)."""
+    global _stopping
+    _stopping = True
 
 
 class Fanout:
@@ -145,6 +152,9 @@ def register_ws(app: Flask) -> None:
         next_workers = 0.0
         try:
             while socket.connected:
+                if _stopping:
+                    socket.close(reason=1001, message="the server is stopping")
+                    break
                 now = time.monotonic()
                 due = [sent.get(j, 0.0) + JOB_INTERVAL for j in dirty] + [next_workers]
                 try:

@@ -34,6 +34,7 @@ JOBS_KEY = "segenc:jobs"
 WORKER_KEY = "segenc:worker:"
 CLUSTER_KEY = "segenc:cluster"
 WATCHDOG_KEY = "segenc:watchdog"
+METRICS_KEY = "segenc:metrics"  # cluster-wide counters for /metrics (chunks, encode seconds, bytes)
 PARTS = ("", "frames", "running", "attempts", "done", "requeues")
 # Compare-and-act on a token, so only the holder renews or releases.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
@@ -151,6 +152,8 @@ class JobState:
                 pipe.hset(self.key(ev.job_id, "running"), ev.chunk_id, ev.worker)
             elif ev.kind in ("chunk_done", "chunk_failed"):
                 pipe.hdel(self.key(ev.job_id, "running"), ev.chunk_id)
+            if ev.kind == "chunk_failed":
+                pipe.hincrby(METRICS_KEY, "chunks_failed", 1)
         pipe.publish(CHANNEL, ev.to_json())
         pipe.execute()
 
@@ -232,7 +235,13 @@ class JobState:
         return self._r.get(self.key(job_id, f"lease:{task}"))
 
     def mark_done(self, job_id: str, task: str, result: Any) -> None:
-        self._r.hset(self.key(job_id, "done"), task, json.dumps(result))
+        pipe = self._r.pipeline()
+        pipe.hset(self.key(job_id, "done"), task, json.dumps(result))
+        chunks = result if isinstance(result, list) and all(isinstance(r, dict) for r in result) else []
+        if chunks and all("seconds" in r for r in chunks):  # a chunk task's results: count them once, here
+            pipe.hincrby(METRICS_KEY, "chunks_done", len(chunks))
+            pipe.hincrbyfloat(METRICS_KEY, "encode_seconds", sum(float(r["seconds"]) for r in chunks))
+        pipe.execute()
 
     def done(self, job_id: str, task: str) -> Any | None:
         """A finished task's result, or None if it has not finished."""
@@ -249,6 +258,7 @@ class JobState:
         if chunks:
             pipe.hdel(self.key(job_id, "running"), *chunks)
         pipe.rpush(self.key(job_id, "requeues"), json.dumps(entry))
+        pipe.hincrby(METRICS_KEY, "chunks_requeued", max(1, len(chunks)))
         pipe.ltrim(self.key(job_id, "requeues"), -100, -1)
         ev = ProgressEvent(job_id, "chunk_requeued", chunk_id=task, worker=worker, message=reason)
         pipe.publish(CHANNEL, ev.to_json())
@@ -302,6 +312,49 @@ class JobState:
 
     def transferred(self) -> int:
         return int(self._r.hget(CLUSTER_KEY, "bytes_transferred") or 0)
+
+
+    # Metrics: counters since the cluster's Redis was created, and gauges read now.
+
+    def count(self, name: str, amount: int = 1) -> None:
+        self._r.hincrby(METRICS_KEY, name, amount)
+
+    def counters(self) -> dict[str, float]:
+        """chunks_done, chunks_failed, chunks_requeued, encode_seconds, bytes_served (0 if never counted)."""
+        raw = self._r.hgetall(METRICS_KEY)
+        names = ("chunks_done", "chunks_failed", "chunks_requeued", "encode_seconds", "bytes_served")
+        return {n: float(raw.get(n) or 0) for n in names}
+
+    def stage_counts(self) -> dict[str, int]:
+        """How many jobs are in each stage now."""
+        ids = self._r.zrange(JOBS_KEY, 0, -1)
+        pipe = self._r.pipeline()
+        for job_id in ids:
+            pipe.hget(self.key(job_id), "stage")
+        counts: dict[str, int] = {}
+        for stage in pipe.execute():
+            if stage:
+                counts[stage] = counts.get(stage, 0) + 1
+        return counts
+
+    def queue_depths(self, queues: tuple[str, ...]) -> dict[str, int]:
+        """Messages waiting in each Celery queue (kombu's Redis transport keeps a queue as a list)."""
+        pipe = self._r.pipeline()
+        for q in queues:
+            pipe.llen(q)
+        return dict(zip(queues, (int(n) for n in pipe.execute())))
+
+    def finished_jobs(self) -> list[tuple[str, str, float]]:
+        """(job id, stage, when it last changed) for every job in a terminal stage."""
+        ids = self._r.zrange(JOBS_KEY, 0, -1)
+        pipe = self._r.pipeline()
+        for job_id in ids:
+            pipe.hmget(self.key(job_id), "stage", "updated_at")
+        out = []
+        for job_id, (stage, updated) in zip(ids, pipe.execute()):
+            if stage in TERMINAL:
+                out.append((job_id, stage, float(updated or 0)))
+        return out
 
 
 def _maybe_json(v: str) -> Any:

@@ -16,6 +16,7 @@ debugging), ``segenc.distributed.CeleryRunner`` a chord over Redis.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from ..model import EncodeResult, Plan
@@ -28,6 +29,8 @@ class Runner:
     workers: int | None = None
     #: True if ``execute`` may start tasks while the split is still running.
     overlaps_split: bool = False
+    #: Set by ``encode(cancel=...)``: a runner that polls should stop (raising JobCancelled) once set.
+    cancel: threading.Event | None = None
 
     def work_root(self, out_dir: Path) -> Path | None:
         """The storage root jobs must be prepared under, or None for 'anywhere local'."""

@@ -1,6 +1,11 @@
 """LocalRunner: the embedded default. A process pool on this machine, no server needed.
 
 Each task runs libx264 single-threaded, so ``workers`` processes keep that many cores busy.
+The pool's processes are spawned (PyAV/FFmpeg state does not survive a fork), but never re-run
+the caller's main script: every function they run lives in segenc, so the spawn is told there is
+no main module (``_LibraryContext``). A plain script without an ``if __name__ == "__main__"``
+guard, ``python -`` and a notebook can therefore all call ``segenc.encode()``.
+
 Tasks start in ``Plan.schedule`` order (segment 0 of every rung and the audio first, then
 longest-processing-time), each once its segment has been split; every finished task's chunks are
 published to the stream at once (``stream.publish``, from this process only), and a rendition's
@@ -10,14 +15,19 @@ cross the process boundary as JSON dicts, exactly as they would over Celery.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import multiprocessing as mp
+import multiprocessing.context
 import os
 import queue
+import sys
+import threading
+import types
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from ..errors import SegencError
+from ..errors import JobCancelled, SegencError
 from ..model import ChunkResult, ChunkSpec, EncodeResult, Plan, task_id
 from ..progress import ProgressEvent, Reporter
 from ..split import BackgroundSplit
@@ -51,26 +61,68 @@ def _concat(plan: str, name: str, root: str, out: str) -> dict:
     return concat_rendition(Plan.from_json(plan), name, root, Path(out))
 
 
+_main_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _no_main_module():
+    """While a process is launched, show multiprocessing a bare ``__main__`` (no ``__file__``, no
+    ``__spec__``), so the child does not import the caller's script (which, unguarded, would
+    call encode() again in every child). The swap lasts only the launch, under a lock."""
+    with _main_lock:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
+
+
+class _LibraryProcess(multiprocessing.context.SpawnProcess):
+    @staticmethod
+    def _Popen(process_obj):
+        with _no_main_module():
+            return multiprocessing.context.SpawnProcess._Popen(process_obj)
+
+
+class _LibraryContext(multiprocessing.context.SpawnContext):
+    """The spawn start method, for processes that run segenc's own functions only."""
+    Process = _LibraryProcess
+
+
 class LocalRunner(Runner):
     overlaps_split = True  # execute() starts tasks while the split is still running
 
     def __init__(self, workers: int | None = None) -> None:
-        self.workers = max(1, workers or os.cpu_count() or 1)
+        """Args:
+            workers: encoder processes (each runs libx264 single-threaded); None: one per core.
+
+        Raises:
+            UsageError: ``workers`` is not a whole number >= 1.
+        """
+        from ..arguments import check_workers
+
+        self.workers = check_workers(workers) or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
         self._events: "mp.Queue | None" = None
 
     def start(self) -> None:
         """Spawn the pool now, so its processes start up while the caller probes and plans."""
         if self._pool is None:
-            ctx = mp.get_context("spawn")  # PyAV/FFmpeg state does not survive fork safely
+            ctx = _LibraryContext()  # spawn: PyAV/FFmpeg state does not survive fork safely
             self._events = ctx.Queue()
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init,
                                              initargs=(self._events,))
             for _ in range(self.workers):
                 self._pool.submit(_warm)
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        """Shut the pool down; ``kill``: stop running chunks now instead of letting them end."""
         if self._pool is not None:
+            if kill:
+                for proc in list(getattr(self._pool, "_processes", {}).values()):
+                    proc.terminate()
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
@@ -93,9 +145,12 @@ class LocalRunner(Runner):
         plan_json = plan.to_json()
         out_dir.mkdir(parents=True, exist_ok=True)
         running: dict[Future, tuple[ChunkSpec, ...] | str] = {}
+        cancelled = False
         try:
             try:
                 while waiting or running:
+                    if self.cancel is not None and self.cancel.is_set():
+                        raise JobCancelled("the encode was cancelled")
                     for name in [n for n, k in left.items() if k == 0 and not audio_left]:
                         del left[name]  # complete: stitch it now, ahead of the encodes left
                         staged[name] = temp_name(out_dir / layout.output_name(name))
@@ -132,8 +187,11 @@ class LocalRunner(Runner):
             finally:
                 _drain(events, report)
             return finish(plan, results, root, out_dir, report, concatenated=concatenated)
+        except (JobCancelled, KeyboardInterrupt):
+            cancelled = True  # running chunks are stopped, not awaited
+            raise
         finally:
-            self.close()
+            self.close(kill=cancelled)
             for p in staged.values():
                 p.unlink(missing_ok=True)
 

@@ -47,6 +47,9 @@
     504: "The server timed out.",
   };
   const MAX_TOASTS = 4;
+  // Jobs are listed a page at a time ("Show more" loads the next); ?per_page=N changes the size.
+  const PAGE_SIZE = Math.max(1, Math.min(200, parseInt(new URLSearchParams(location.search).get("per_page"), 10) || 20));
+  const MAX_LIMIT = 200; // the API's largest page
   const RECONNECT_MIN_MS = 500;
   const RECONNECT_MAX_MS = 15000;
 
@@ -363,6 +366,28 @@
     jobsEl.append(entry.el);
   }
 
+  function renderMore() {
+    const more = $("jobs-more");
+    if (!more) return;
+    const left = Math.max(0, jobsTotal - jobsLoaded); // older jobs beyond the window
+    more.hidden = left === 0 || PAGE_SIZE * pagesShown >= MAX_LIMIT;
+    setText(more, `Show ${Math.min(left, PAGE_SIZE)} more of ${left} older job${left === 1 ? "" : "s"}`);
+  }
+
+  function setupMore() {
+    const more = $("jobs-more");
+    if (!more) return;
+    more.addEventListener("click", async () => {
+      pagesShown++;
+      more.disabled = true;
+      try {
+        await loadJobs();
+      } finally {
+        more.disabled = false;
+      }
+    });
+  }
+
   function updateJobCounts() {
     const all = [...jobs.values()];
     const active = all.filter((e) => ACTIVE_STATUSES.has(e.job.status)).length;
@@ -372,11 +397,15 @@
     else setText($("jobs-empty"), "No jobs yet. Drop a video to get started.");
   }
 
+  let pagesShown = 1;
+  let jobsTotal = 0; // as of the last list load
+  let jobsLoaded = 0; // how many of them that load returned (the window: pages shown x page size)
+
   async function loadJobs() {
     const startSeq = seq;
     let data;
     try {
-      data = await api("/api/jobs?limit=50");
+      data = await api(`/api/jobs?limit=${Math.min(MAX_LIMIT, PAGE_SIZE * pagesShown)}`);
     } catch (err) {
       reportApiError("Could not load jobs", err, "load-jobs");
       return;
@@ -393,6 +422,9 @@
       if ((tombstones.get(job.job_id) || 0) > startSeq) continue; // deleted meanwhile
       upsertJob(job);
     }
+    jobsTotal = data && Number.isFinite(data.total) ? data.total : list.length;
+    jobsLoaded = list.length;
+    renderMore();
     for (const [id, entry] of jobs) {
       if (!seen.has(id) && entry.seq <= startSeq) removeJob(id);
     }
@@ -410,7 +442,16 @@
     r.source = h("span", { class: "job-source" });
     r.created = h("span", { class: "job-created rel-time" });
     r.pill = h("span", { class: "status-pill" }, h("span", { class: "status-dot", "aria-hidden": "true" }), h("span", { class: "status-text" }));
-    r.action = h("button", { type: "button", class: "btn btn-ghost btn-sm job-action", onclick: () => onJobAction(entry) });
+    r.action = h("button", { type: "button", class: "btn btn-ghost btn-sm job-action", onclick: () => askConfirm(entry) });
+    r.retry = h("button", { type: "button", class: "btn btn-ghost btn-sm job-retry", hidden: true, onclick: () => onRetry(entry) });
+    r.confirmText = h("span", { class: "confirm-text" });
+    r.confirmYes = h("button", { type: "button", class: "btn btn-danger btn-sm", dataset: { action: "confirm" }, onclick: () => onJobAction(entry) });
+    r.confirmNo = h("button", { type: "button", class: "btn btn-ghost btn-sm", dataset: { action: "keep" }, onclick: () => closeConfirm(entry, true) });
+    r.confirm = h("div", { class: "job-confirm", role: "group", hidden: true,
+      onkeydown: (e) => { if (e.key === "Escape") { e.preventDefault(); closeConfirm(entry, true); } } },
+      r.confirmText, r.confirmYes, r.confirmNo);
+    r.thumb = h("div", { class: "job-thumb" }, icon("film", 18));
+    r.skipped = h("p", { class: "job-note job-skipped", hidden: true });
 
     r.overallBar = createBar("Overall progress", "bar-lg");
     r.overallPct = h("span", { class: "overall-pct" });
@@ -428,13 +469,14 @@
 
     entry.el = h("article", { class: "job", dataset: { jobId: job.job_id } },
       h("header", { class: "job-head" },
-        h("div", { class: "job-thumb", "aria-hidden": "true" }, icon("film", 18)),
+        r.thumb,
         h("div", { class: "job-title" },
           r.name,
           h("p", { class: "job-meta" }, r.source, r.created),
         ),
-        h("div", { class: "job-actions" }, r.pill, r.action),
+        h("div", { class: "job-actions" }, r.pill, r.retry, r.action, r.confirm),
       ),
+      r.skipped,
       h("div", { class: "overall" },
         r.overallBar.bar,
         h("div", { class: "overall-stats" }, r.overallPct, r.state, h("span", { class: "spacer" }), r.fps, r.eta),
@@ -467,6 +509,8 @@
     setText(r.pill.querySelector(".status-text"), STATUS_LABELS[status]);
 
     renderAction(entry, active, filename);
+    renderThumb(entry, filename);
+    renderSkipped(entry);
     renderOverall(entry, status, active);
     renderRenditions(entry, status);
     renderJobWorkers(entry, active);
@@ -496,12 +540,91 @@
   }
 
   function renderAction(entry, active, filename) {
-    const btn = entry.refs.action;
+    const r = entry.refs;
+    const btn = r.action;
     const verb = active ? "Cancel" : "Delete";
     btn.disabled = entry.busy;
     btn.dataset.action = verb.toLowerCase();
     setText(btn, entry.busy ? `${active ? "Cancelling" : "Deleting"}…` : verb);
     btn.setAttribute("aria-label", `${verb} ${filename}`);
+    btn.hidden = !!entry.confirming;
+    r.confirm.hidden = !entry.confirming;
+    // Both remove the job's files: ask first, in place (Escape or Keep backs out).
+    setText(r.confirmText, active ? "Cancel and delete this job?" : "Delete this job and its videos?");
+    setText(r.confirmYes, active ? "Cancel job" : "Delete");
+    r.confirmYes.setAttribute("aria-label", `${active ? "Cancel and delete" : "Delete"} ${filename} for good`);
+    r.confirmYes.disabled = entry.busy;
+    setText(r.confirmNo, "Keep");
+    r.confirmNo.setAttribute("aria-label", `Keep ${filename}`);
+    const failed = entry.job.status === "failed";
+    r.retry.hidden = !failed || !!entry.confirming;
+    r.retry.disabled = entry.busy;
+    setText(r.retry, entry.busy && entry.retrying ? "Retrying…" : "Retry");
+    r.retry.setAttribute("aria-label", `Retry ${filename}`);
+  }
+
+  function askConfirm(entry) {
+    if (entry.busy) return;
+    entry.confirming = true;
+    renderAction(entry, ACTIVE_STATUSES.has(entry.job.status), entry.job.filename || "untitled");
+    entry.refs.confirmYes.focus();
+  }
+
+  function closeConfirm(entry, refocus) {
+    entry.confirming = false;
+    renderAction(entry, ACTIVE_STATUSES.has(entry.job.status), entry.job.filename || "untitled");
+    if (refocus) entry.refs.action.focus();
+  }
+
+  function renderThumb(entry, filename) {
+    const r = entry.refs;
+    const url = typeof entry.job.thumbnail === "string" && entry.job.thumbnail ? withToken(entry.job.thumbnail) : null;
+    if (url && r.thumbUrl !== url) {
+      r.thumbUrl = url;
+      r.thumb.replaceChildren(h("img", { class: "job-thumb-img", src: url, alt: `A frame of ${filename}`, loading: "lazy", decoding: "async" }));
+      r.thumb.classList.add("has-image");
+    } else if (!url && r.thumbUrl) {
+      r.thumbUrl = null;
+      r.thumb.replaceChildren(icon("film", 18));
+      r.thumb.classList.remove("has-image");
+    }
+  }
+
+  function renderSkipped(entry) {
+    const { job, refs: r } = entry;
+    const skipped = Array.isArray(job.skipped) ? job.skipped.filter((q) => typeof q === "string") : [];
+    r.skipped.hidden = skipped.length === 0;
+    if (!skipped.length) return;
+    const height = isNum(job.source_height) ? ` (the source is ${job.source_height} lines high)` : "";
+    setText(r.skipped, `${skipped.join(", ")} skipped: above the source's height${height}; videos are never upscaled.`);
+  }
+
+  async function onRetry(entry) {
+    if (entry.busy) return;
+    const { job } = entry;
+    const id = job.job_id;
+    const name = job.filename || "untitled";
+    entry.busy = true;
+    entry.retrying = true;
+    renderAction(entry, false, name);
+    try {
+      const data = await api(`/api/jobs/${encodeURIComponent(id)}/retry`, { method: "POST" });
+      removeJob(id);
+      if (data && typeof data.job_id === "string") {
+        upsertJob({
+          job_id: data.job_id, filename: job.filename, status: "queued", progress: 0, fps: null, eta: null,
+          error: null, created_at: Date.now() / 1000, source: job.source, renditions: {}, workers: [],
+        }, { overwrite: false });
+        const card = jobs.get(data.job_id);
+        if (card) card.refs.action.focus();
+      }
+    } catch (err) {
+      reportApiError(`Could not retry "${name}"`, err);
+    } finally {
+      entry.busy = false;
+      entry.retrying = false;
+      if (jobs.get(id) === entry) renderAction(entry, ACTIVE_STATUSES.has(entry.job.status), name);
+    }
   }
 
   function renderOverall(entry, status, active) {
@@ -636,6 +759,7 @@
     const id = job.job_id;
     const active = ACTIVE_STATUSES.has(job.status);
     entry.busy = true;
+    entry.confirming = false;
     renderAction(entry, active, job.filename || "untitled");
     try {
       const data = await api(`/api/jobs/${encodeURIComponent(id)}`, { method: "DELETE" });
@@ -671,7 +795,8 @@
   }
 
   function createPlayer(entry, playable) {
-    const video = h("video", { class: "player", controls: true, preload: "metadata", playsinline: true });
+    const video = h("video", { class: "player", controls: true, preload: "metadata", playsinline: true,
+      "aria-label": `Player: ${entry.job.filename || "video"}` });
     const p = (entry.player = {
       video,
       quality: null,
@@ -751,6 +876,7 @@
     p.quality = quality;
     p.src = src;
     video.dataset.quality = quality;
+    video.setAttribute("aria-label", `Player: ${entry.job.filename || "video"}, ${quality}`);
     video.src = src;
     markQuality(p);
   }
@@ -1114,7 +1240,9 @@
     finishUploadRow(row);
     const message = xhr.status >= 200 && xhr.status < 300 ? "the server returned an unexpected response." : errorMessage(xhr.status, data);
     if (xhr.status === 401 || xhr.status === 403) tokenInput?.closest(".token")?.classList.add("needs-token");
-    showError(`Upload of "${file.name}" failed: ${message}`);
+    // 415/422: the file itself was refused (the message says why); anything else: the upload failed.
+    const refused = xhr.status === 415 || xhr.status === 422;
+    showError(refused ? `"${file.name}" was not accepted: ${message}` : `Upload of "${file.name}" failed: ${message}`);
   }
 
   function createUploadRow(file, onCancel) {
@@ -1381,6 +1509,7 @@
     setupToken();
     setupPicker();
     setupDragAndDrop();
+    setupMore();
     updateJobCounts();
     refreshAll();
     live.connect();

@@ -70,7 +70,8 @@ def test_upload_validation_is_400_and_leaves_no_folder(client, tmp_path):
     assert r.status_code == 400 and "chunk_seconds" in r.get_json()["error"]
     r = client.post("/api/upload", data={"file": (io.BytesIO(b"not a video" * 100), "notes.txt")},
                     content_type="multipart/form-data")
-    assert r.status_code in (415, 422) and r.get_json()["error"].startswith("the upload")
+    assert r.status_code in (415, 422) and r.get_json()["error"].startswith("not a video file"), r.get_json()
+    assert "source" not in r.get_json()["error"]  # the name on disk is not the client's business
     assert list((tmp_path / "uploads").iterdir()) == []
 
 
