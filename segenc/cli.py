@@ -62,8 +62,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="an IDR at every multiple of this many seconds, the same in every rung (default 2)")
     e.add_argument("--audio-bitrate", default=None, metavar="RATE", help="AAC bit rate such as 128k (default 128k)")
     e.add_argument("--no-audio", action="store_true", help="leave the audio track out")
-    e.add_argument("--broker", default=None, metavar="REDIS_URL",
-                   help="run the chunks on Celery workers through this Redis instead of locally")
+    e.add_argument("--broker", default=None, metavar="URL",
+                   help="run the chunks on Celery workers through this broker instead of locally: a Redis "
+                        "(redis://, rediss://, sentinel://...) or RabbitMQ (amqp://, with --state-url)")
+    e.add_argument("--state-url", default=None, metavar="REDIS_URL",
+                   help="with --broker: the Redis for job state and results (default: the broker, if a Redis)")
     e.add_argument("--storage", default=None, metavar="DIR",
                    help="with --broker: the storage root shared with the workers")
     e.add_argument("--quiet", action="store_true", help="no progress output")
@@ -106,7 +109,12 @@ def _encode(args) -> int:
 
         if not args.storage:
             return _fail("--broker needs --storage DIR: the storage root the workers share", 2)
-        runner = CeleryRunner(args.broker, args.storage)
+        from .distributed.brokers import BrokerURLError
+
+        try:
+            runner = CeleryRunner(args.broker, args.storage, state_url=args.state_url)
+        except BrokerURLError as exc:
+            return _fail(str(exc), 2)
     bar = None if args.quiet else ProgressBar(sys.stderr)
     result = encode(args.input, args.out, ladder, workers=args.workers, settings=settings,
                     on_progress=bar, runner=runner)

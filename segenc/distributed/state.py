@@ -27,6 +27,7 @@ from typing import Any
 import redis
 
 from ..progress import ProgressEvent, summarize
+from . import brokers
 from ..stages import TERMINAL, Stage
 
 CHANNEL = "segenc:events"
@@ -46,8 +47,18 @@ UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
 RedisError = redis.RedisError
 
 
-def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+def connect(url: str, **kw: Any) -> redis.Redis:
+    """A client for the state Redis at ``url``: redis://, rediss:// or a sentinel URL (the master
+    it names, found through the sentinels and followed across a failover; see brokers.py)."""
+    kw = {"decode_responses": True, "health_check_interval": 30, **kw}
+    if brokers.scheme(url) == "sentinel":
+        from redis.sentinel import Sentinel
+
+        sen = brokers.parse_sentinel(url)
+        timeout = kw.get("socket_connect_timeout")
+        sentinels = Sentinel(list(sen.hosts), sentinel_kwargs={"socket_connect_timeout": timeout} if timeout else None)
+        return sentinels.master_for(sen.master, db=sen.db, password=sen.password, username=sen.username, **kw)
+    return redis.Redis.from_url(brokers.redis_client_url(url), **kw)
 
 
 def check_reachable(url: str, timeout: float = 3) -> str | None:
@@ -56,9 +67,11 @@ def check_reachable(url: str, timeout: float = 3) -> str | None:
     from redis.retry import Retry
 
     try:
-        redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=timeout).ping()
+        connect(url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=timeout, decode_responses=False).ping()
     except redis.AuthenticationError:
-        return "Redis refused the password in the URL; check --redis-url"
+        return "Redis refused the password in the URL; check --redis-url / --state-url"
+    except brokers.BrokerURLError as exc:
+        return str(exc)
     except redis.RedisError as exc:
         return f"cannot reach Redis ({exc}); is the main instance running?"
     return None

@@ -25,6 +25,7 @@ from ..stages import STOPPED, TERMINAL, Stage
 # its pool, instead of in each pool process's first task (~100 ms of dispatch latency).
 from ..steps import encode_chunks, finish, load_plan, prepare
 from ..storage import resolve
+from .app import priority, state_url_of
 from .lease import Lease
 from .remote import encode_here_or_remote, worker_name
 from .state import UNAVAILABLE, JobState
@@ -208,10 +209,10 @@ def job_signature(app: Celery, plan: Plan, out: str, finish_queue: str | None = 
 
     ``finish_queue`` pins the body to workers that hold the storage (the main instance's queue)."""
     header = [signature("segenc.encode_chunk", args=([s.to_dict() for s in g],), app=app)
-              .set(task_id=celery_id(plan.job_id, t.id), priority=chunk_priority(plan.info.duration))
+              .set(task_id=celery_id(plan.job_id, t.id), priority=priority(app, chunk_priority(plan.info.duration)))
               for t, g in zip(plan.tasks, plan.groups())]
     body = signature("segenc.finish", args=(plan.workdir, out), app=app).set(task_id=celery_id(plan.job_id, FINISH),
-                                                                              priority=0)
+                                                                              priority=priority(app, 0))
     if finish_queue:
         body = body.set(queue=finish_queue)
     errback = signature("segenc.chord_failed", args=(plan.job_id,), app=app)
@@ -229,7 +230,7 @@ def submit(app: Celery, job_id: str, source: str, *, ladder, settings: Settings,
     return app.send_task("segenc.run_job", args=(job_id, source, list(ladder), settings.to_dict(),
                                                  out or layout.encoded_dir(job_id)),
                          kwargs={"info": info.to_dict()} if info else {},
-                         task_id=celery_id(job_id, PREPARE), queue=queue, priority=0)
+                         task_id=celery_id(job_id, PREPARE), queue=queue, priority=priority(app, 0))
 
 
 REDIS_PATIENCE = 120.0  # seconds a task waits for Redis to come back (a restart) before it gives up
@@ -258,10 +259,10 @@ _states: dict[int, JobState] = {}
 
 
 def state_of(app: Celery) -> JobState:
-    """One JobState per app (per process), on the app's broker URL."""
+    """One JobState per app (per process), on the app's state Redis."""
     key = id(app)
     if key not in _states:
-        _states[key] = JobState.from_url(app.conf.broker_url)
+        _states[key] = JobState.from_url(state_url_of(app))
     return _states[key]
 
 

@@ -8,7 +8,8 @@ was delivered more than GRACE_SECONDS ago, has lost its worker, so its message g
 head of its queue through kombu's own restore (atomic: two watchdogs never restore one message
 twice). Messages with an ETA in the future (retries waiting out their countdown) are left alone.
 
-Every worker node runs a watchdog thread; a short Redis lock lets one sweep at a time.
+Every worker node runs a watchdog thread; a short Redis lock lets one sweep at a time. Only a
+Redis broker needs it: on RabbitMQ (AMQP) the broker itself redelivers a lost consumer's messages.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from celery import Celery
 
 from ..stages import TERMINAL
+from .app import state_url_of, uses_redis_broker
 from .lease import LEASE_SECONDS
 from .state import UNAVAILABLE, JobState
 
@@ -71,8 +73,12 @@ def sweep(app: Celery, state: JobState, now: float | None = None) -> list[dict[s
 
 
 def run(app: Celery, node: str, stop: threading.Event, every: float = SWEEP_SECONDS) -> None:
-    """Sweep until ``stop`` is set, whenever this node holds the watchdog turn."""
-    state = JobState.from_url(app.conf.broker_url)
+    """Sweep until ``stop`` is set, whenever this node holds the watchdog turn. Inert on an AMQP
+    broker: RabbitMQ hands a dead consumer's unacknowledged messages back as soon as its
+    connection drops (or its heartbeat stops), so there is nothing to sweep."""
+    if not uses_redis_broker(app):
+        return
+    state = JobState.from_url(state_url_of(app))
     while not stop.wait(every):
         try:
             if state.watchdog_turn(node, ttl=every * 3):
