@@ -83,6 +83,7 @@ class Jobs:
             "source": {k: src.get(k) for k in SOURCE_FIELDS} if src else None,
             "renditions": rends, "workers": snap.get("workers", []), "running": snap.get("running", {}),
             "requeued": snap.get("requeues", []),  # tasks given to another worker, and why
+            "backups": snap.get("backups", {}),  # stragglers' backup copies: why, on which worker, who won
         }
 
     def list(self, page: int, limit: int) -> dict[str, Any]:

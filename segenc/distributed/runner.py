@@ -45,7 +45,7 @@ class CeleryRunner(Runner):
 
     def execute(self, plan: Plan, root, out_dir: Path, report: Reporter, inputs=None) -> EncodeResult:
         out = layout.encoded_dir(plan.job_id)
-        self.state.create(plan.job_id, stage=Stage.ENCODING)
+        self.state.create(plan.job_id, stage=Stage.ENCODING, tasks_total=len(plan.tasks))
         stop, listening = threading.Event(), threading.Event()
         relay = threading.Thread(target=self._relay, args=(plan.job_id, report, stop, listening), daemon=True)
         relay.start()
