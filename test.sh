@@ -4,13 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/bootstrap.sh test
-if [ ! -x /usr/bin/chromium ]; then
+# Debian packages some tests need, installed when missing (as root): what, binary, package.
+need() {
+  [ -x "$2" ] && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "segenc: installing chromium for the browser tests" >&2
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2 \
-      || echo "segenc: could not install chromium; browser tests will be skipped" >&2
+    echo "segenc: installing $3 for the $1 tests" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$3") >&2 \
+      || echo "segenc: could not install $3; $1 tests will be skipped" >&2
   else
-    echo "segenc: /usr/bin/chromium missing and not root; browser tests will be skipped" >&2
+    echo "segenc: $2 missing and not root; $1 tests will be skipped" >&2
   fi
-fi
+}
+need browser /usr/bin/chromium chromium
+need RabbitMQ /usr/lib/rabbitmq/bin/rabbitmq-server rabbitmq-server
 exec python -m pytest "$@"

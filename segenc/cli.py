@@ -125,8 +125,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="an IDR at every multiple of this many seconds, the same in every rung (default 2)")
     e.add_argument("--audio-bitrate", default=None, metavar="RATE", help="AAC bit rate such as 128k (default 128k)")
     e.add_argument("--no-audio", action="store_true", help="leave the audio track out")
-    e.add_argument("--broker", default=None, metavar="REDIS_URL",
-                   help="run the chunks on Celery workers through this Redis instead of locally")
+    e.add_argument("--broker", default=None, metavar="URL",
+                   help="run the chunks on Celery workers through this broker instead of locally: a Redis "
+                        "(redis://, rediss://, sentinel://...) or RabbitMQ (amqp://, with --state-url)")
+    e.add_argument("--state-url", default=None, metavar="REDIS_URL",
+                   help="with --broker: the Redis for job state and results (default: the broker, if a Redis)")
     e.add_argument("--storage", default=None, metavar="DIR",
                    help="with --broker: the storage root shared with the workers")
     e.add_argument("--quiet", action="store_true", help="no progress output")
@@ -174,7 +177,7 @@ def _encode(args) -> int:
     if args.broker:
         if not args.storage:
             return _fail("--broker needs --storage DIR: the storage root the workers share", 2)
-        runner = _broker_runner(args.broker, args.storage)
+        runner = _broker_runner(args.broker, args.storage, args.state_url)
     if single:
         out.parent.mkdir(parents=True, exist_ok=True)
     bar = None if args.quiet else ProgressBar(sys.stderr)
@@ -241,14 +244,16 @@ def _remove_stale(out: Path, kept: set[str]) -> None:
             p.unlink()
 
 
-def _broker_runner(url: str, storage: str):
+def _broker_runner(url: str, storage: str, state_url: str | None = None):
+    from .distributed.brokers import state_url as state_of
     from .distributed.runner import CeleryRunner
     from .distributed.state import check_reachable
 
-    problem = check_reachable(url)  # before any work
+    state = state_of(url, state_url)  # a BrokerURLError (bad input: exit 2) before any work
+    problem = check_reachable(state)
     if problem:
-        raise EnvironmentProblem(f"cannot reach the broker {url}: {problem}")
-    return CeleryRunner(url, storage)
+        raise EnvironmentProblem(f"cannot reach the cluster's Redis {state}: {problem}")
+    return CeleryRunner(url, storage, state_url=state_url)
 
 
 class ProgressBar:

@@ -63,6 +63,13 @@ def chunk(workdir: str, rendition: str, index: int, ext: str = "m4s") -> str:
     return f"{workdir}/chunks/{rendition}/s{index:04d}.{ext}"
 
 
+def staged(rel: str, token: str) -> str:
+    """Where one attempt of a task writes ``rel`` before it wins the commit (same directory, so
+    the rename into place is atomic; hidden, so no pattern ever takes it for an output)."""
+    head, _, name = rel.rpartition("/")
+    return f"{head}/.{token}.{name}" if head else f".{token}.{name}"
+
+
 def audio_source(workdir: str) -> str:
     return f"{workdir}/audio-source.mka"
 

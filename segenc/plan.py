@@ -8,6 +8,7 @@ so every worker still gets work. Renditions above the source's short side are dr
 from __future__ import annotations
 
 import bisect
+import math
 from fractions import Fraction
 
 from . import layout
@@ -37,6 +38,13 @@ TASK_OVERHEAD = 1.3e7  # 0.13 s of a core: the first fit of `python -m benchmark
 # (later refits put it near 0); kept as a bias towards fewer chunks, each of which costs an IDR.
 # With this many full rounds at AUTO_CHUNK_MAX the last round's imbalance is noise: no search.
 AUTO_CHUNK_ROUNDS = 20
+# Size: every chunk starts with an IDR. Where a cut falls on the output's own GOP grid
+# (Settings.gop) that IDR is there anyway; elsewhere it costs about IDR_COST_SECONDS of bits
+# (measured with x264 veryfast CRF 23 and independent chunks, long source GOP: 2 s chunks +7-8%
+# bytes, 4 s +2-3%, 10 s within 0.7%). An automatic chunk length never goes below the length
+# whose extra IDRs would cost more than SIZE_TARGET (the size budget against one-stream encodes).
+IDR_COST_SECONDS = 0.2
+SIZE_TARGET = 0.02
 
 
 def renditions(info: MediaInfo, ladder: tuple[str, ...] | list[str]) -> tuple[Rendition, ...]:
@@ -67,18 +75,50 @@ def _even(x) -> int:
     return max(2, 2 * int(Fraction(x) / 2 + Fraction(1, 2)))  # nearest even, halves up
 
 
+def size_penalty(info: MediaInfo, segments, gop: float) -> float:
+    """Predicted extra bytes (a share) of these segments against one-stream encodes with an IDR
+    every ``gop`` seconds: IDR_COST_SECONDS for every segment that starts off that grid."""
+    tb, step = info.tb, Fraction(gop).limit_denominator(1000)
+    pts = info.frame_pts
+    off = 0
+    for seg in segments[1:]:
+        i = seg.first_frame
+        if math.floor(pts[i] * tb / step) == math.floor(pts[i - 1] * tb / step):
+            off += 1  # the grid has no IDR here: this cut adds one
+    return IDR_COST_SECONDS * off / max(info.duration, 1e-9)
+
+
 def auto_chunk_seconds(info: MediaInfo, ladder, settings: Settings, workers: int | None) -> float:
-    """The chunk length for ``workers`` parallel single-core workers (unknown or one: the longest)."""
+    """The chunk length for ``workers`` parallel single-core workers (unknown or one: the longest).
+
+    The fastest predicted schedule wins, among lengths from AUTO_CHUNK_MAX down to AUTO_CHUNK_MIN
+    whose cuts keep the size within SIZE_TARGET (size_penalty: a floor set by the GOP); among those within AUTO_CHUNK_TOLERANCE of it, the one whose video tasks
+    alone finish first (when the single audio task is the longest thing in the job every length
+    ties on the whole schedule, and the video should still keep every other worker busy), then
+    the longest (fewest IDRs)."""
     if not workers or workers < 2 or info.duration >= AUTO_CHUNK_MAX * workers * AUTO_CHUNK_ROUNDS:
         return AUTO_CHUNK_MAX
-    spans: dict[float, float] = {}
+    spans: dict[float, tuple[float, ...]] = {}
     length = AUTO_CHUNK_MAX
     while length >= AUTO_CHUNK_MIN - 1e-9:
         p = plan(info, ladder, settings.with_(chunk_seconds=length), job_id="", workdir="", workers=workers)
-        spans[length] = makespan([t.cost + TASK_OVERHEAD for t in p.tasks], workers)
         length = round(length - AUTO_CHUNK_STEP, 3)
-    best = min(spans.values())
-    return max(c for c, s in spans.items() if s <= best * (1 + AUTO_CHUNK_TOLERANCE))
+        if spans and size_penalty(info, p.segments, settings.gop) > SIZE_TARGET:
+            continue  # too many extra IDRs: the size budget sets the floor
+        spans[p.settings.chunk_seconds] = schedule_key([t.cost + TASK_OVERHEAD for t in p.tasks], workers)
+    near = dict(spans)
+    for level in range(2):  # the whole schedule, then the rest beside the longest task
+        best = min(k[level] for k in near.values())
+        near = {c: k for c, k in near.items() if k[level] <= best * (1 + AUTO_CHUNK_TOLERANCE)}
+    return max(near)
+
+
+def schedule_key(costs: list[float], workers: int) -> tuple[float, float]:
+    """How good a schedule is: (its makespan on ``workers``, the makespan of every task but the
+    longest on the other workers). The second breaks ties when one task (the audio track) is
+    the longest thing in the job: the rest should still keep every other worker busy."""
+    rest = sorted(costs, reverse=True)[1:]
+    return makespan(costs, workers), makespan(rest, max(1, workers - 1)) if rest else 0.0
 
 
 def cut_points(info: MediaInfo, chunk_seconds: float) -> list[int]:
@@ -202,6 +242,9 @@ def group_tasks(chunks, audio: ChunkSpec | None, granularity: str,
     return sorted(tasks, key=lambda g: -task_cost(g))
 
 
+TAIL_EXACT = 16  # up to this many candidate tasks, every k is tried
+
+
 def _balance_tail(tasks: list[tuple[ChunkSpec, ...]], workers: int) -> list[tuple[ChunkSpec, ...]]:
     """Split multi-rendition tasks at the end of the schedule while that shortens it.
 
@@ -209,15 +252,24 @@ def _balance_tail(tasks: list[tuple[ChunkSpec, ...]], workers: int) -> list[tupl
     segments on 2 workers; 6 segments plus the audio track). Splitting a segment's task into one
     task per rendition costs an extra decode each, but fills those gaps. Candidates are the
     cheapest ``workers`` tasks (the rest run in full rounds anyway); splitting the k cheapest
-    together is tried for every k, since one gap may need several splits to close."""
+    together is tried for every k, since one gap may need several splits to close. With fewer
+    tasks than workers a split that lengthens nothing is taken too (on many
+    workers, k in steps of about 1/8 of the candidates, and all of them: per-rendition tasks
+    when the workers outnumber the segments)."""
     tasks = sorted(tasks, key=task_cost, reverse=True)
     candidates = [t for t in reversed(tasks) if len(t) > 1][:workers]
-    best, best_span = tasks, makespan([task_cost(t) for t in tasks], workers)
-    for k in range(1, len(candidates) + 1):
+    best, best_span = tasks, schedule_key([task_cost(t) for t in tasks], workers)
+    n = len(candidates)
+    ks = range(1, n + 1) if n <= TAIL_EXACT else sorted({*range(1, TAIL_EXACT + 1), *range(n, 0, -max(1, n // 8))})
+    for k in ks:
         split = set(map(id, candidates[:k]))
         trial = [t for t in tasks if id(t) not in split] + [(c,) for g in candidates[:k] for c in g]
-        span = makespan([task_cost(t) for t in trial], workers)
-        if span < best_span * 0.995:  # worth the extra decodes
+        span = schedule_key([task_cost(t) for t in trial], workers)
+        shorter = span[0] < best_span[0] * 0.995 or (span[0] <= best_span[0] and span[1] < best_span[1] * 0.995)
+        # Fewer tasks than workers: splitting is free where it lengthens nothing (idle workers do
+        # the extra decodes), and more, smaller tasks at the end leave less to wait for.
+        fills = len(best) < workers and span[0] <= best_span[0] * 1.0001 and span[1] <= best_span[1] * 1.0001
+        if shorter or fills:
             best, best_span = trial, span
     return best
 

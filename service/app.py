@@ -47,7 +47,8 @@ def create_app(config: dict | None = None) -> Flask:
     if config is None:
         config = {
             "TMP_DIR": os.environ.get("SEGENC_TMP_DIR", "/tmp/encoder"),
-            "REDIS_URL": os.environ["SEGENC_REDIS_URL"],
+            "REDIS_URL": os.environ["SEGENC_REDIS_URL"],  # the state Redis
+            "BROKER_URL": os.environ.get("SEGENC_BROKER_URL") or None,  # default: that Redis
             "API_TOKEN": os.environ.get("SEGENC_API_TOKEN") or None,
             "MAX_UPLOAD_MB": int(os.environ.get("SEGENC_MAX_UPLOAD_MB", "2048")),
             "CLUSTER_SECRET": os.environ.get("SEGENC_CLUSTER_SECRET") or None,
@@ -64,7 +65,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = int(config["MAX_UPLOAD_MB"]) * 1024 * 1024
     root = Path(config["TMP_DIR"]).resolve()
     app.config["TMP_DIR"] = root
-    celery = make_app(config["REDIS_URL"], root=root)
+    celery = make_app(config.get("BROKER_URL") or config["REDIS_URL"], state_url=config["REDIS_URL"], root=root)
     app.extensions["segenc_jobs"] = Jobs(JobState.from_url(config["REDIS_URL"]), celery, root)
     app.extensions["segenc_uploads"] = UploadSlots(int(config["MAX_UPLOADS_PER_CLIENT"]))
     app.register_blueprint(api)

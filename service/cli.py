@@ -60,6 +60,13 @@ def parser() -> argparse.ArgumentParser:
                    help="start only a Celery worker with this node name (e.g. encoder_worker_1)")
     p.add_argument("--redis-url", default=_env("REDIS_URL"),
                    help="use this Redis instead of starting one (workers: instead of <tmp-dir>/cluster.json)")
+    p.add_argument("--broker-url", default=_env("BROKER_URL"),
+                   help="carry task messages through this broker instead: redis://, rediss://, "
+                        "sentinel://[:PW@]HOST:PORT[;HOST:PORT]/DB?master=NAME or amqp://USER:PW@HOST:PORT/VHOST "
+                        "(RabbitMQ; needs a Redis for the state). Default: the Redis")
+    p.add_argument("--state-url", default=_env("STATE_URL"),
+                   help="the Redis for job state, events, leases and results: redis://, rediss:// or a sentinel "
+                        "URL (default: --redis-url, else the embedded Redis; workers: the connection file)")
     p.add_argument("--redis-port", type=int, default=_env("REDIS_PORT", 6379),
                    help="port of the embedded Redis (default 6379; 0 picks a free port)")
     p.add_argument("--concurrency", type=int, default=_env("CONCURRENCY"),
@@ -138,26 +145,40 @@ def run_worker(args, tmp: Path) -> int:
 
     from .cluster import CLUSTER_FILE, AmbiguousCluster, read_connection, runtime_dir
 
+    given = args.redis_url or args.broker_url or args.state_url
     try:
-        conn = (read_connection(tmp) or {}) if not args.redis_url else {}
+        conn = (read_connection(tmp) or {}) if not given else {}
     except AmbiguousCluster as exc:
         raise StartupError(str(exc)) from None
-    url = args.redis_url or conn.get("redis_url")
-    if not url:
+    state = args.state_url or args.redis_url or conn.get("redis_url")
+    broker = args.broker_url or args.redis_url or conn.get("broker_url") or state
+    if not broker:
         raise StartupError(f"no main instance found (no {CLUSTER_FILE} in {tmp} or {runtime_dir()}): start "
                            f"python3 start_service.py --tmp-dir DIR on this host first, or pass "
                            f"--redis-url redis://:PASSWORD@HOST:PORT/0")
+    url = _state_url(broker, state)
     _check_redis(url)
     secret = args.cluster_secret or conn.get("cluster_secret")
     shared = (tmp / CLUSTER_FILE).exists()  # on the main instance's storage: it can prepare and finish too
     if not shared:
         _check_secret(url, secret)
     queues = tuple(args.queues.split(",")) if args.queues else ((DEFAULT_QUEUE, MAIN_QUEUE) if shared else (DEFAULT_QUEUE,))
-    app = make_app(url, root=tmp, cluster_secret=secret, worker_name=args.worker_name)
+    app = make_app(broker, state_url=url, root=tmp, cluster_secret=secret, worker_name=args.worker_name)
     mode = "shared storage" if shared else "its own storage; segments come over HTTP"
     print(f"segenc worker {args.worker_name}: {tmp} ({mode})", flush=True)
     start(app, args.worker_name, args.concurrency, loglevel=args.log_level.upper(), queues=queues)
     return 0
+
+
+def _state_url(broker: str, state: str | None) -> str:
+    """The state Redis for ``broker`` (StartupError naming the fix when there is none)."""
+    from segenc.distributed.brokers import BrokerURLError, check_broker, state_url
+
+    try:
+        check_broker(broker)
+        return state_url(broker, state)
+    except BrokerURLError as exc:
+        raise StartupError(str(exc)) from None
 
 
 def _check_redis(url: str) -> None:
@@ -216,8 +237,8 @@ def run_main(args, tmp: Path) -> int:
     redis_server = None
     procs: list[subprocess.Popen] = []
     try:
-        if args.redis_url:
-            url = args.redis_url
+        if args.state_url or args.redis_url:
+            url = _state_url(args.broker_url or args.state_url or args.redis_url, args.state_url or args.redis_url)
             _check_redis(url)
         else:
             try:
@@ -228,12 +249,19 @@ def run_main(args, tmp: Path) -> int:
             except RuntimeError as exc:
                 raise StartupError(f"could not start redis-server: {exc}") from None
             url = redis_server.url
+        broker = args.broker_url or url
+        _state_url(broker, url)
         web_url = args.public_url or f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
         secret = args.cluster_secret or secrets.token_urlsafe(32)
-        write_connection(tmp, url, web_url, secret)
+        write_connection(tmp, url, web_url, secret, broker_url=broker if broker != url else None)
         _advertise(url, web_url)
         env = dict(os.environ, SEGENC_REDIS_URL=url, SEGENC_TMP_DIR=str(tmp), SEGENC_CLUSTER_SECRET=secret,
                    SEGENC_MAX_UPLOAD_MB=str(args.max_upload_mb))
+        env.pop("SEGENC_STATE_URL", None)  # the children take the state from SEGENC_REDIS_URL
+        if broker != url:
+            env["SEGENC_BROKER_URL"] = broker
+        else:
+            env.pop("SEGENC_BROKER_URL", None)
         if args.api_token:
             env["SEGENC_API_TOKEN"] = args.api_token
         commands = [  # the web server first: it stops first

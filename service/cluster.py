@@ -54,9 +54,13 @@ def _write(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def write_connection(tmp_dir: Path, redis_url: str, web_url: str | None = None, secret: str | None = None) -> list[Path]:
+def write_connection(tmp_dir: Path, redis_url: str, web_url: str | None = None, secret: str | None = None,
+                     broker_url: str | None = None) -> list[Path]:
+    """``redis_url`` is the state Redis; ``broker_url`` the broker when it is another server."""
     data = {"redis_url": redis_url, "web_url": web_url, "cluster_secret": secret, "pid": os.getpid(),
             "tmp_dir": str(Path(tmp_dir).resolve())}
+    if broker_url:
+        data["broker_url"] = broker_url
     paths = [Path(tmp_dir) / CLUSTER_FILE, instance_file(tmp_dir)]
     for p in paths:
         try:
@@ -119,7 +123,8 @@ def remove_connection(tmp_dir: Path) -> None:
 
 def celery_app(tmp_dir: str | os.PathLike = "/tmp/encoder", redis_url: str | None = None) -> Celery:
     """The cluster's Celery app, e.g. for ``celery_app("/tmp/encoder").control.inspect().active()``."""
-    url = redis_url or (read_connection(Path(tmp_dir)) or {}).get("redis_url")
+    conn = {} if redis_url else (read_connection(Path(tmp_dir)) or {})
+    url = redis_url or conn.get("redis_url")
     if not url:
         raise RuntimeError(f"no main instance found in {tmp_dir} (no {CLUSTER_FILE}); pass redis_url")
-    return make_app(url, root=tmp_dir)
+    return make_app(conn.get("broker_url") or url, state_url=url, root=tmp_dir)

@@ -34,7 +34,8 @@ from .redis_server import free_port
 REPO = Path(__file__).resolve().parent.parent
 START_SERVICE = REPO / "start_service.py"
 # Inherited settings that would point a test or benchmark process at someone else's cluster.
-SCRUBBED_ENV = ("SEGENC_API_TOKEN", "SEGENC_REDIS_URL", "SEGENC_CLUSTER_SECRET")
+SCRUBBED_ENV = ("SEGENC_API_TOKEN", "SEGENC_REDIS_URL", "SEGENC_CLUSTER_SECRET", "SEGENC_BROKER_URL",
+                "SEGENC_STATE_URL")
 
 
 class StartupError(RuntimeError):
@@ -284,12 +285,14 @@ class WorkerNode(Process):
     def __init__(self, name: str, tmp_dir: str | os.PathLike, *, redis_url: str | None = None,
                  concurrency: int | None = 1, main: MainInstance | None = None, ping: bool = False,
                  args: Iterable[str] = (), log: str | os.PathLike | None = None,
-                 env: Mapping[str, str] | None = None, **kw) -> None:
+                 env: Mapping[str, str] | None = None, broker_url: str | None = None, **kw) -> None:
         self.name, self.tmp_dir = name, Path(tmp_dir)
-        self.redis_url, self.main, self.ping = redis_url, main, ping
+        self.redis_url, self.main, self.ping, self.broker_url = redis_url, main, ping, broker_url
         argv = [sys.executable, START_SERVICE, "--worker-name", name, "--tmp-dir", self.tmp_dir]
         if redis_url:
             argv += ["--redis-url", redis_url]
+        if broker_url:
+            argv += ["--broker-url", broker_url]
         if concurrency:
             argv += ["--concurrency", concurrency]
         super().__init__(argv + list(args), log=log or self.tmp_dir.parent / f"{self.tmp_dir.name}-worker-{name}.log",
@@ -321,7 +324,7 @@ class WorkerNode(Process):
             if self._app is None:
                 from segenc.distributed import make_app
 
-                self._app = make_app(self._url())
+                self._app = make_app(self.broker_url or self._url(), state_url=self._url())
             replies = self._app.control.inspect(timeout=1).ping() or {}
             return any(node.startswith(self.name + "@") for node in replies)
         return True

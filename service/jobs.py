@@ -160,6 +160,7 @@ class Jobs:
             "renditions": rends, "workers": snap.get("workers", []), "running": snap.get("running", {}),
             "requeued": snap.get("requeues", []),  # tasks given to another worker, and why
             "stream": self.stream_view(job_id) if stage not in (Stage.FAILED, Stage.CANCELLED) else None,
+            "backups": snap.get("backups", {}),  # stragglers' backup copies: why, on which worker, who won
         }
 
     def list(self, page: int, limit: int) -> dict[str, Any]:

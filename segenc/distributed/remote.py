@@ -3,6 +3,8 @@ local cache, upload the outputs. Workers that do have it read and write the stor
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shutil
 from pathlib import Path
 
@@ -26,26 +28,50 @@ def remote_root(root: Path, name: str | None) -> Path:
     return resolve(root, layout.remote_root(name or "worker"))
 
 
-def encode_here_or_remote(app: Celery, state: JobState, group: list[ChunkSpec], run, report) -> list[ChunkResult]:
-    """Read the shared storage when this worker has it; otherwise fetch, encode locally, upload."""
+class Superseded(Exception):
+    """Another attempt of this task committed its outputs first: this one wrote nothing in place."""
+
+
+def encode_here_or_remote(app: Celery, state: JobState, group: list[ChunkSpec], run, report,
+                          commit=None) -> list[ChunkResult]:
+    """Read the shared storage when this worker has it; otherwise fetch, encode locally, upload.
+
+    The outputs are written under names of this attempt's own (layout.staged) and go into place
+    only if ``commit()`` says this attempt won (a backup copy may race it; see backups.py); a
+    loser removes them and raises Superseded."""
     root = Path(app.conf.segenc_root)
     name = worker_name(app)
     job_id = group[0].job_id
-    if resolve(root, layout.plan_file(layout.work_dir(job_id))).exists():
-        return run(group, root, report, name)
     web = state.web_url()
     secret = app.conf.segenc_cluster_secret
-    if not web or not secret:
-        return run(group, root, report, name)  # no main instance to transfer from: fails naming the file
+    shared = resolve(root, layout.plan_file(layout.work_dir(job_id))).exists()
+    if shared or not web or not secret:  # without a main instance to transfer from: fails naming the file
+        return _staged_run(group, root, report, name, run, commit)
     local = remote_root(root, name)
     t = Transfer(web, secret, local)
     t.fetch(group[0].source)  # one segment (or the audio track) serves every rendition in the group
-    results = run(group, local, report, name)
+    results = _staged_run(group, local, report, name, run, commit)
     for spec in group:
         t.push(spec.output)
         resolve(local, spec.output).unlink(missing_ok=True)
     state.add_transferred(t.bytes_in + t.bytes_out)
     return results
+
+
+def _staged_run(group: list[ChunkSpec], root: Path, report, name: str | None, run, commit) -> list[ChunkResult]:
+    token = os.urandom(6).hex()
+    staged = [dataclasses.replace(s, output=layout.staged(s.output, token)) for s in group]
+    try:
+        results = run(staged, root, report, name)
+        if commit is not None and not commit():
+            raise Superseded(f"task {group[0].chunk_id}: another attempt committed first")
+        for s, final in zip(staged, group):
+            os.replace(resolve(root, s.output), resolve(root, final.output))
+    finally:
+        for s in staged:
+            resolve(root, s.output).unlink(missing_ok=True)
+    final_of = {s.chunk_id: s.output for s in group}
+    return [dataclasses.replace(r, output=final_of.get(r.chunk_id, r.output)) for r in results]
 
 
 def sweep_remote(root: Path, name: str | None, state: JobState) -> None:

@@ -20,7 +20,7 @@ from ..progress import ProgressEvent, Reporter
 from ..runners.base import Runner
 from ..stages import STOPPED, Stage
 from ..storage import resolve
-from .app import make_app
+from .app import make_app, state_url_of
 from .state import UNAVAILABLE, JobState
 from .tasks import job_signature
 
@@ -29,10 +29,10 @@ class CeleryRunner(Runner):
     # No overlaps_split: a chord is sent whole, so encode() finishes the split first.
 
     def __init__(self, broker_url: str, root: str | os.PathLike, app: Celery | None = None,
-                 timeout: float | None = None) -> None:
-        self.app = app or make_app(broker_url, root=root)
+                 timeout: float | None = None, state_url: str | None = None) -> None:
+        self.app = app or make_app(broker_url, root=root, state_url=state_url)
         self.root = Path(root).absolute()
-        self.state = JobState.from_url(broker_url)
+        self.state = JobState.from_url(state_url_of(self.app))
         self.timeout = timeout
 
     def work_root(self, out_dir: Path) -> Path:
@@ -45,7 +45,7 @@ class CeleryRunner(Runner):
 
     def execute(self, plan: Plan, root, out_dir: Path, report: Reporter, inputs=None) -> EncodeResult:
         out = layout.encoded_dir(plan.job_id)
-        self.state.create(plan.job_id, stage=Stage.ENCODING)
+        self.state.create(plan.job_id, stage=Stage.ENCODING, tasks_total=len(plan.tasks))
         stop, listening = threading.Event(), threading.Event()
         relay = threading.Thread(target=self._relay, args=(plan.job_id, report, stop, listening), daemon=True)
         relay.start()

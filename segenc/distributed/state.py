@@ -11,6 +11,9 @@ chunk, so a lost or repeated event never double-counts) and publish them on ``se
     segenc:job:<id>:lease:<t> string: the token of the attempt running task t (expires unless renewed)
     segenc:job:<id>:done      hash: task id -> its result (JSON), written before the lease is released
     segenc:job:<id>:requeues  list: JSON {task, chunks, worker, reason, time}, newest last
+    segenc:job:<id>:tasks     hash: task id -> JSON {started, cost, frames, chunks, recipe, worker[, finished]}
+    segenc:job:<id>:backups   hash: task id -> JSON {time, worker, reason[, winner]} (one backup per task)
+    segenc:job:<id>:claim:<t> string: "<lease key>|<token>" of the attempt that commits task t's outputs
     segenc:jobs               sorted set: job ids by creation time
     segenc:worker:<name>      hash: last_heartbeat, concurrency, node, pid (expires if the node dies)
     segenc:cluster            hash: web_url (where workers transfer files), bytes_transferred
@@ -27,6 +30,7 @@ from typing import Any
 import redis
 
 from ..progress import ProgressEvent, summarize
+from . import brokers
 from ..stages import TERMINAL, Stage
 
 CHANNEL = "segenc:events"
@@ -35,20 +39,38 @@ WORKER_KEY = "segenc:worker:"
 CLUSTER_KEY = "segenc:cluster"
 WATCHDOG_KEY = "segenc:watchdog"
 METRICS_KEY = "segenc:metrics"  # cluster-wide counters for /metrics (chunks, encode seconds, bytes)
-PARTS = ("", "frames", "running", "attempts", "done", "requeues")
+PARTS = ("", "frames", "running", "attempts", "done", "requeues", "tasks", "backups")
 # Compare-and-act on a token, so only the holder renews or releases.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 _TURN = ("local v = redis.call('get', KEYS[1]) if v == false or v == ARGV[1] then "
          "redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0")
+# The commit claim: the first attempt of a task to finish takes it, unless the task is done or a
+# live attempt (its lease still held) took it first. Then only the winner renames its outputs
+# into place and writes the done marker; a loser discards what it wrote.
+_CLAIM = ("if redis.call('hexists', KEYS[2], ARGV[1]) == 1 then return 0 end "
+          "local v = redis.call('get', KEYS[1]) "
+          "if v and v ~= ARGV[2] then local i = string.find(v, '|', 1, true) "
+          "if i and redis.call('get', string.sub(v, 1, i - 1)) == string.sub(v, i + 1) then return 0 end end "
+          "redis.call('set', KEYS[1], ARGV[2]) return 1")
 TOMBSTONE_SECONDS = 3600
 # Failures a caller may meet while Redis restarts (the job itself lives on in the append-only file).
 UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
 RedisError = redis.RedisError
 
 
-def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+def connect(url: str, **kw: Any) -> redis.Redis:
+    """A client for the state Redis at ``url``: redis://, rediss:// or a sentinel URL (the master
+    it names, found through the sentinels and followed across a failover; see brokers.py)."""
+    kw = {"decode_responses": True, "health_check_interval": 30, **kw}
+    if brokers.scheme(url) == "sentinel":
+        from redis.sentinel import Sentinel
+
+        sen = brokers.parse_sentinel(url)
+        timeout = kw.get("socket_connect_timeout")
+        sentinels = Sentinel(list(sen.hosts), sentinel_kwargs={"socket_connect_timeout": timeout} if timeout else None)
+        return sentinels.master_for(sen.master, db=sen.db, password=sen.password, username=sen.username, **kw)
+    return redis.Redis.from_url(brokers.redis_client_url(url), **kw)
 
 
 def check_reachable(url: str, timeout: float = 3) -> str | None:
@@ -57,9 +79,11 @@ def check_reachable(url: str, timeout: float = 3) -> str | None:
     from redis.retry import Retry
 
     try:
-        redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=timeout).ping()
+        connect(url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=timeout, decode_responses=False).ping()
     except redis.AuthenticationError:
-        return "Redis refused the password in the URL; check --redis-url"
+        return "Redis refused the password in the URL; check --redis-url / --state-url"
+    except brokers.BrokerURLError as exc:
+        return str(exc)
     except redis.RedisError as exc:
         return f"cannot reach Redis ({exc}); is the main instance running?"
     return None
@@ -125,6 +149,9 @@ class JobState:
         data["updated_at"] = time.time()
         self._r.hset(self.key(job_id), mapping=data)
 
+    def field(self, job_id: str, name: str) -> str | None:
+        return self._r.hget(self.key(job_id), name)
+
     def stage(self, job_id: str) -> str | None:
         return self._r.hget(self.key(job_id), "stage")
 
@@ -183,6 +210,7 @@ class JobState:
             fps = done / elapsed if elapsed > 0.5 and done else None
         snap = summarize(stage, totals, chunk_frames, running, fps, job.get("error"))
         snap["requeues"] = self.requeues(job_id)
+        snap["backups"] = self.backups(job_id)
         for key, value in job.items():
             if key not in snap and key not in ("totals",):
                 snap[key] = _maybe_json(value)
@@ -194,7 +222,7 @@ class JobState:
         return ids, int(self._r.zcard(JOBS_KEY))
 
     def delete(self, job_id: str) -> None:
-        leases = list(self._r.scan_iter(self.key(job_id, "lease:*")))
+        leases = list(self._r.scan_iter(self.key(job_id, "lease:*"))) + list(self._r.scan_iter(self.key(job_id, "claim:*")))
         pipe = self._r.pipeline()
         for key in [self.key(job_id, part) for part in PARTS] + leases:
             pipe.delete(key)
@@ -233,6 +261,43 @@ class JobState:
 
     def lease_holder(self, job_id: str, task: str) -> str | None:
         return self._r.get(self.key(job_id, f"lease:{task}"))
+
+    def claim_commit(self, job_id: str, task: str, lease_task: str, token: str) -> bool:
+        """True if this attempt (holding lease ``lease_task`` with ``token``) may commit ``task``."""
+        holder = f"{self.key(job_id, 'lease:' + lease_task)}|{token}"
+        return bool(self._r.eval(_CLAIM, 2, self.key(job_id, f"claim:{task}"), self.key(job_id, "done"), task, holder))
+
+    # Task records: what the backup planner needs to see a straggler and send it a copy.
+
+    def note_task(self, job_id: str, task: str, **info: Any) -> None:
+        """Merge ``info`` into the task's record (started, cost, frames, recipe, finished, ...)."""
+        k = self.key(job_id, "tasks")
+        raw = self._r.hget(k, task)
+        record = {**(json.loads(raw) if raw else {}), **info}
+        self._r.hset(k, task, json.dumps(record))
+
+    def task_records(self, job_id: str) -> dict[str, dict[str, Any]]:
+        return {t: json.loads(v) for t, v in self._r.hgetall(self.key(job_id, "tasks")).items()}
+
+    def done_tasks(self, job_id: str) -> set[str]:
+        return set(self._r.hkeys(self.key(job_id, "done")))
+
+    def add_backup(self, job_id: str, task: str, **info: Any) -> bool:
+        """Record a backup of ``task``; False if it already has one (never two)."""
+        return bool(self._r.hsetnx(self.key(job_id, "backups"), task, json.dumps({"time": time.time(), **info})))
+
+    def note_backup(self, job_id: str, task: str, **info: Any) -> None:
+        k = self.key(job_id, "backups")
+        raw = self._r.hget(k, task)
+        if raw is not None:
+            self._r.hset(k, task, json.dumps({**json.loads(raw), **info}))
+
+    def backups(self, job_id: str) -> dict[str, dict[str, Any]]:
+        return {t: json.loads(v) for t, v in self._r.hgetall(self.key(job_id, "backups")).items()}
+
+    def chunk_frames(self, job_id: str) -> dict[str, int]:
+        """chunk id -> frames encoded so far (from progress events)."""
+        return {c: int(v.partition(" ")[2] or 0) for c, v in self._r.hgetall(self.key(job_id, "frames")).items()}
 
     def mark_done(self, job_id: str, task: str, result: Any) -> None:
         pipe = self._r.pipeline()

@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 from celery import Celery, chord, shared_task, signature
+from celery.exceptions import Ignore
 
 from .. import layout
 from ..errors import InputError, IntegrityError, JobCancelled, JobFailed, SegencError, storage_full
-from ..model import ChunkResult, ChunkSpec, MediaInfo, Plan, task_id
+from ..model import ChunkResult, ChunkSpec, MediaInfo, Plan, task_cost, task_id
 from ..progress import ProgressEvent, Reporter
 from ..settings import Settings
 from ..stages import STOPPED, TERMINAL, Stage
@@ -25,11 +26,13 @@ from ..stages import STOPPED, TERMINAL, Stage
 # its pool, instead of in each pool process's first task (~100 ms of dispatch latency).
 from ..steps import encode_chunks, finish, load_plan, prepare
 from ..storage import resolve
+from .app import priority, state_url_of
 from .lease import Lease
-from .remote import encode_here_or_remote, worker_name
+from .remote import Superseded, encode_here_or_remote, worker_name
 from .state import UNAVAILABLE, JobState
 
 PREPARE, FINISH = "prepare", "finish"
+BACKUP = "~backup"  # a backup's lease: task id + this (the original keeps the task's own)
 
 
 def celery_id(job_id: str, name: str) -> str:
@@ -77,6 +80,7 @@ def _run_job(self, state: JobState, root: Path, lease: Lease, job_id: str, sourc
     state.set(job_id, planned=[r.to_dict() for r in plan.renditions])
     state.apply(ProgressEvent(job_id, "stage", stage=Stage.ENCODING))
     queue = (self.request.delivery_info or {}).get("routing_key") or None
+    state.set(job_id, tasks_total=len(plan.tasks))
     result = job_signature(self.app, plan, out, finish_queue=queue).apply_async()
     state.set(job_id, result_id=result.id)
     _until_up(state.mark_done, job_id, PREPARE, result.id)
@@ -84,11 +88,14 @@ def _run_job(self, state: JobState, root: Path, lease: Lease, job_id: str, sourc
 
 
 @shared_task(bind=True, name="segenc.encode_chunk")
-def encode_chunk_task(self, specs: list[dict]) -> list[dict]:
-    """A segment's renditions (decoded once) or the audio track; see Plan.tasks."""
+def encode_chunk_task(self, specs: list[dict], backup: bool = False) -> list[dict]:
+    """A segment's renditions (decoded once) or the audio track; see Plan.tasks. ``backup``: a
+    copy sent for a straggler (see backups.py), racing the original to commit."""
     group = [ChunkSpec.from_dict(s) for s in specs]
     job_id, name = group[0].job_id, task_id(group)
     state = state_of(self.app)
+    if backup:
+        return _run_backup(self, state, group, job_id, name)
     # A copy with nothing to do (the chunk is done, or the job ended) counts no attempt.
     skip = _until_up(_skip, state, job_id, name)
     if skip is not None:
@@ -100,9 +107,51 @@ def encode_chunk_task(self, specs: list[dict]) -> list[dict]:
         skip = _until_up(_skip, state, job_id, name)  # done between the first look and the lease
         if skip is not None:
             return skip
-        results = _encode_chunk(self, state, group, job_id, name)
+        _until_up(_note_start, self, state, group, specs, job_id, name)
+        try:
+            results = _encode_chunk(self, state, group, job_id, name, lease)
+        except Superseded:  # a backup committed first: its result is this task's (counted once by task id)
+            _until_up(state.note_backup, job_id, name, original="superseded: wrote nothing in place")
+            return _until_up(state.done, job_id, name)
         _until_up(state.mark_done, job_id, name, results)  # before the lease goes: no gap for the watchdog
+        _until_up(state.note_task, job_id, name, finished=time.time())
     return results
+
+
+def _note_start(self, state: JobState, group: list[ChunkSpec], specs: list[dict], job_id: str, name: str) -> None:
+    """Record what a backup of this task would need: when it started, its size, and its message."""
+    info = self.request.delivery_info or {}
+    recipe = {"args": [specs], "group": self.request.group, "group_index": self.request.group_index,
+              "chord": self.request.chord, "queue": info.get("routing_key") or None}
+    state.note_task(job_id, name, started=time.time(), worker=worker_name(self.app), cost=task_cost(group),
+                    frames=sum(c.frames for c in group), chunks=[c.chunk_id for c in group], recipe=recipe)
+
+
+def _run_backup(self, state: JobState, group: list[ChunkSpec], job_id: str, name: str) -> list[dict]:
+    """A straggler's backup: encode, and commit only if the original has not. Whatever happens to
+    it (it loses, the job ends, the encode fails) it leaves no trace: the original still runs."""
+    me = worker_name(self.app)
+    lease = Lease(state, job_id, name + BACKUP, me)
+    if _until_up(_skip_backup, state, job_id, name) or not lease.try_acquire():
+        raise Ignore()
+    with lease:
+        state.note_backup(job_id, name, started=time.time(), worker=me)
+        try:
+            results = encode_here_or_remote(self.app, state, group, encode_chunks, _reporter(state, job_id, name),
+                                            commit=lambda: state.claim_commit(job_id, name, name + BACKUP, lease.token))
+        except Exception as exc:  # noqa: BLE001 - a backup never fails the job: the original decides
+            _until_up(state.note_backup, job_id, name, outcome=f"lost ({type(exc).__name__}: {exc})")
+            raise Ignore() from None
+        out = [r.to_dict() for r in results]
+        _until_up(state.mark_done, job_id, name, out)
+        _until_up(state.note_backup, job_id, name, outcome="won", winner=me, finished=time.time())
+        _until_up(state.note_task, job_id, name, finished=time.time())
+    return out
+
+
+def _skip_backup(state: JobState, job_id: str, name: str) -> bool:
+    stage = state.stage(job_id)
+    return state.done(job_id, name) is not None or stage in TERMINAL or stage is None
 
 
 def _skip(state: JobState, job_id: str, name: str) -> list[dict] | None:
@@ -116,20 +165,23 @@ def _skip(state: JobState, job_id: str, name: str) -> list[dict] | None:
     return None
 
 
-def _encode_chunk(self, state: JobState, group: list[ChunkSpec], job_id: str, name: str) -> list[dict]:
+def _encode_chunk(self, state: JobState, group: list[ChunkSpec], job_id: str, name: str, lease: Lease) -> list[dict]:
     tries = _until_up(state.attempt, job_id, name)
     limit = self.app.conf.segenc_max_attempts
     if tries > limit:
         _fail(state, job_id, name, f"chunk {name} was started {limit} times and never finished "
                                    f"(its worker died each time)")
     try:
-        results = encode_here_or_remote(self.app, state, group, encode_chunks, _reporter(state, job_id))
+        results = encode_here_or_remote(self.app, state, group, encode_chunks, _reporter(state, job_id, name),
+                                        commit=lambda: _until_up(state.claim_commit, job_id, name, name, lease.token))
         return [r.to_dict() for r in results]
-    except JobCancelled:
+    except (JobCancelled, Superseded):
         raise
-    except (InputError, IntegrityError) as exc:  # the data is at fault: another try cannot help
-        _fail(state, job_id, name, f"chunk {name} failed: {exc}", exc)
     except Exception as exc:
+        if _until_up(state.done, job_id, name) is not None:  # a backup won meanwhile; its job may have moved on
+            raise Superseded(f"task {name} of job {job_id} was committed by another attempt") from exc
+        if isinstance(exc, (InputError, IntegrityError)):  # the data is at fault: another try cannot help
+            _fail(state, job_id, name, f"chunk {name} failed: {exc}", exc)
         if full := storage_full(exc):  # a full disk: not the data's fault, and a retry would fill it again
             _fail(state, job_id, name, f"chunk {name} failed: {full}", exc)
         if tries < limit:
@@ -215,10 +267,10 @@ def job_signature(app: Celery, plan: Plan, out: str, finish_queue: str | None = 
 
     ``finish_queue`` pins the body to workers that hold the storage (the main instance's queue)."""
     header = [signature("segenc.encode_chunk", args=([s.to_dict() for s in g],), app=app)
-              .set(task_id=celery_id(plan.job_id, t.id), priority=chunk_priority(plan.info.duration))
+              .set(task_id=celery_id(plan.job_id, t.id), priority=priority(app, chunk_priority(plan.info.duration)))
               for t, g in _scheduled(plan)]
     body = signature("segenc.finish", args=(plan.workdir, out), app=app).set(task_id=celery_id(plan.job_id, FINISH),
-                                                                              priority=0)
+                                                                              priority=priority(app, 0))
     if finish_queue:
         body = body.set(queue=finish_queue)
     errback = signature("segenc.chord_failed", args=(plan.job_id,), app=app)
@@ -236,18 +288,18 @@ def submit(app: Celery, job_id: str, source: str, *, ladder, settings: Settings,
     return app.send_task("segenc.run_job", args=(job_id, source, list(ladder), settings.to_dict(),
                                                  out or layout.encoded_dir(job_id)),
                          kwargs={"info": info.to_dict()} if info else {},
-                         task_id=celery_id(job_id, PREPARE), queue=queue, priority=0)
+                         task_id=celery_id(job_id, PREPARE), queue=queue, priority=priority(app, 0))
 
 
 REDIS_PATIENCE = 120.0  # seconds a task waits for Redis to come back (a restart) before it gives up
 
 
-def _until_up(fn, *args):
+def _until_up(fn, *args, **kw):
     """Call ``fn`` until Redis answers: a finished chunk must not be lost to a Redis restart."""
     deadline = time.monotonic() + REDIS_PATIENCE
     while True:
         try:
-            return fn(*args)
+            return fn(*args, **kw)
         except UNAVAILABLE:
             if time.monotonic() > deadline:
                 raise
@@ -265,15 +317,16 @@ _states: dict[int, JobState] = {}
 
 
 def state_of(app: Celery) -> JobState:
-    """One JobState per app (per process), on the app's broker URL."""
+    """One JobState per app (per process), on the app's state Redis."""
     key = id(app)
     if key not in _states:
-        _states[key] = JobState.from_url(app.conf.broker_url)
+        _states[key] = JobState.from_url(state_url_of(app))
     return _states[key]
 
 
-def _reporter(state: JobState, job_id: str) -> Reporter:
-    """Apply events to Redis; between them, notice a cancelled or failed job and stop early."""
+def _reporter(state: JobState, job_id: str, name: str | None = None) -> Reporter:
+    """Apply events to Redis; between them, notice a cancelled or failed job, or (task ``name``)
+    another attempt that committed first, and stop early."""
     last = [0.0]
 
     def report(ev: ProgressEvent) -> None:
@@ -285,6 +338,8 @@ def _reporter(state: JobState, job_id: str) -> Reporter:
                 stage = state.stage(job_id)
                 if stage in STOPPED:
                     raise JobCancelled(f"job {job_id} was {stage}; stopping chunk")
+                if name is not None and state.done(job_id, name) is not None:
+                    raise Superseded(f"task {name} of job {job_id} was committed by another attempt")
         except UNAVAILABLE:
             pass  # progress is best effort: a Redis restart must not cost the chunk
 

@@ -8,7 +8,8 @@ was delivered more than GRACE_SECONDS ago, has lost its worker, so its message g
 head of its queue through kombu's own restore (atomic: two watchdogs never restore one message
 twice). Messages with an ETA in the future (retries waiting out their countdown) are left alone.
 
-Every worker node runs a watchdog thread; a short Redis lock lets one sweep at a time.
+Every worker node runs a watchdog thread; a short Redis lock lets one sweep at a time. Only a
+Redis broker needs it: on RabbitMQ (AMQP) the broker itself redelivers a lost consumer's messages.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any
 from celery import Celery
 
 from ..stages import TERMINAL
+from . import backups
+from .app import state_url_of, uses_redis_broker
 from .lease import LEASE_SECONDS
 from .state import UNAVAILABLE, JobState
 
@@ -71,12 +74,18 @@ def sweep(app: Celery, state: JobState, now: float | None = None) -> list[dict[s
 
 
 def run(app: Celery, node: str, stop: threading.Event, every: float = SWEEP_SECONDS) -> None:
-    """Sweep until ``stop`` is set, whenever this node holds the watchdog turn."""
-    state = JobState.from_url(app.conf.broker_url)
+    """Sweep until ``stop`` is set, whenever this node holds the watchdog turn: lost tasks (Redis
+    broker only: RabbitMQ hands a dead consumer's unacknowledged messages back as soon as its
+    connection drops or its heartbeat stops, so there the sweep is inert), then stragglers'
+    backups (any broker; see backups.py)."""
+    state = JobState.from_url(state_url_of(app))
+    redis_broker = uses_redis_broker(app)
     while not stop.wait(every):
         try:
             if state.watchdog_turn(node, ttl=every * 3):
-                sweep(app, state)
+                if redis_broker:
+                    sweep(app, state)
+                backups.sweep(app, state)
         except UNAVAILABLE:
             pass  # Redis is restarting: sweep again once it is back
         except Exception:  # noqa: BLE001 - the watchdog must outlive any one odd message

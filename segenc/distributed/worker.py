@@ -12,7 +12,7 @@ from celery import Celery
 
 from . import tasks as _tasks  # noqa: F401  (registers the tasks with every app before the pool forks)
 from . import watchdog
-from .app import DEFAULT_QUEUE
+from .app import DEFAULT_QUEUE, state_url_of
 from .remote import remote_root, sweep_remote
 from .state import JobState
 
@@ -22,7 +22,7 @@ HEARTBEAT_SECONDS = 5.0
 def heartbeat(app: Celery, name: str, concurrency: int, stop: threading.Event,
               every: float = HEARTBEAT_SECONDS) -> None:
     """Advertise this worker node in Redis (expires if the node dies) until ``stop`` is set."""
-    state = JobState.from_url(app.conf.broker_url)
+    state = JobState.from_url(state_url_of(app))
     root = Path(app.conf.segenc_root) if app.conf.segenc_root else None
     if root is not None:
         shutil.rmtree(remote_root(root, name), ignore_errors=True)  # a dead predecessor's copies

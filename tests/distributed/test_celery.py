@@ -91,7 +91,9 @@ def test_worker_killed_mid_chunk_does_not_lose_the_job(cluster, storage, tmp_pat
     out = tmp_path / "out" / "720p.mp4"
     assert checks.frame_count(out) == segenc.probe(long_clip).frames == res.rendition("720p").frames
     (chunk_id, job_id), = killed.items()
-    assert job_state.attempts(job_id, chunk_id) >= 2
+    # Re-run after the redelivery, or (every task started, a worker idle) finished by a backup copy.
+    won = job_state.backups(job_id).get(chunk_id, {}).get("outcome") == "won"
+    assert job_state.attempts(job_id, chunk_id) >= 2 or won
 
 
 def test_poisoned_chunk_fails_the_job_with_a_message_and_other_jobs_continue(cluster, storage, clip, tmp_path, job_state):

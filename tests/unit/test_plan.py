@@ -5,7 +5,7 @@ from fractions import Fraction
 import pytest
 
 from segenc.model import ChunkSpec, MediaInfo, Plan, makespan, task_cost
-from segenc.plan import AUTO_CHUNK_TOLERANCE, TASK_OVERHEAD, cut_points, plan, renditions
+from segenc.plan import AUTO_CHUNK_TOLERANCE, SIZE_TARGET, TASK_OVERHEAD, cut_points, plan, renditions, size_penalty
 from segenc.settings import Settings
 
 
@@ -168,3 +168,39 @@ def test_plan_stores_the_tasks_it_will_send():
     again = Plan.from_json(p.to_json())
     assert again.tasks == p.tasks and again.groups() == p.groups()
     assert p.task("audio").chunks == ("audio",)
+
+
+def _ten_minutes_1080p():
+    return info(frames=18000, keyint=60)  # 10 min, 30 fps, a keyframe every 2 s, AAC
+
+
+@pytest.mark.parametrize("workers", [16, 64, 256])
+def test_many_workers_get_enough_tasks_and_a_balanced_schedule(workers):
+    ladder = ("480p", "720p", "1080p")
+    src = _ten_minutes_1080p()
+    p = plan(src, ladder, Settings(), job_id="j", workdir="w", workers=workers)
+    assert len(p.tasks) >= workers, (workers, len(p.tasks))
+    # The one audio task aside, the video keeps the other workers busy to within 10% of the
+    # lower bound (its work spread evenly), and no video task is longer than that bound needs.
+    video = [t.cost for t in p.tasks if t.id != "audio"]
+    bound = max(sum(video) / (workers - 1), max(video))
+    assert makespan(video, workers - 1) <= bound * 1.10
+    assert sorted(c for t in p.tasks for c in t.chunks) == sorted(c.chunk_id for c in p.specs())
+    # The size budget holds: every cut falls on the output's GOP grid (no extra IDRs).
+    assert size_penalty(src, p.segments, p.settings.gop) <= SIZE_TARGET
+    expected = {16: (10.0, 61), 64: (10.0, 65), 256: (2.5, 493)}[workers]
+    assert (p.settings.chunk_seconds, len(p.tasks)) == expected
+
+
+def test_short_chunks_that_would_break_the_size_budget_are_not_chosen():
+    # A source with a keyframe every second and output GOP 10 s: 2 s chunks would put an extra
+    # IDR every 2 s (+10%), so even 256 workers get chunks of 5 s and more (every other cut on
+    # the output's GOP grid), where the 10 s GOP alone would allow 2 s.
+    src = info(frames=18000, keyint=30)
+    p = plan(src, ("480p", "720p", "1080p"), Settings(gop=10), job_id="j", workdir="w", workers=256)
+    assert size_penalty(src, p.segments, 10) <= SIZE_TARGET
+    assert p.settings.chunk_seconds >= 5
+    assert plan(src, ("480p", "720p", "1080p"), Settings(gop=2), job_id="j", workdir="w",
+                workers=256).settings.chunk_seconds < 5
+    assert size_penalty(src, plan(src, ("480p",), Settings(gop=10, chunk_seconds=2), job_id="j",
+                                  workdir="w").segments, 10) > SIZE_TARGET
