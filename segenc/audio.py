@@ -45,7 +45,8 @@ def encode_audio(spec: ChunkSpec, root: str | os.PathLike, report: Reporter = nu
                 plans.append((ic, _track_output(ic, k, oc, spec, tags[k])))
             try:
                 for k, (ic, (ost, rate, layout)) in enumerate(plans):
-                    n = _encode_track(ic, ic.streams.audio[k], k, ost, oc, rate, layout)
+                    n = _encode_track(ic, ic.streams.audio[k], k, ost, oc, rate, layout,
+                                      round(spec.end * rate) if spec.end else None)
                     samples = samples or n
             finally:
                 for ic, _ in plans:
@@ -73,8 +74,9 @@ def _track_output(ic, k: int, oc, spec: ChunkSpec, tags: dict):
     return ost, rate, layout
 
 
-def _encode_track(ic, ist, k: int, ost, oc, rate: int, layout: str) -> int:
-    """Encode one track, aligned to the first video frame; returns the samples written."""
+def _encode_track(ic, ist, k: int, ost, oc, rate: int, layout: str, limit: int | None = None) -> int:
+    """Encode one track, aligned to the first video frame; returns the samples written.
+    ``limit``: stop after that many samples (the audio head)."""
     resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
     fifo = av.AudioFifo()
     position = 0  # samples written, relative to the first video frame
@@ -90,7 +92,11 @@ def _encode_track(ic, ist, k: int, ost, oc, rate: int, layout: str) -> int:
                 data = np.concatenate([np.zeros((data.shape[0], start - position), data.dtype), data], axis=1)
             elif start < position:  # overlap (or audio before the video): trim
                 data = data[:, position - start:]
+            if limit is not None:
+                data = data[:, :max(0, limit - position)]
             if data.shape[1] == 0:
+                if limit is not None and position >= limit:
+                    break
                 continue
             nf = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="fltp", layout=layout)
             nf.sample_rate = rate
@@ -98,6 +104,8 @@ def _encode_track(ic, ist, k: int, ost, oc, rate: int, layout: str) -> int:
             position += data.shape[1]
             fifo.write(nf)
             _drain(fifo, ost, oc, rate, FRAME)
+        if limit is not None and position >= limit:
+            break  # the head has what it needs: stop decoding
     _drain(fifo, ost, oc, rate, 1)
     for p in ost.encode(None):
         oc.mux(p)

@@ -13,6 +13,7 @@ All paths are relative to a storage root (a worker's ``--tmp-dir``, or a private
     work/<job>/subtitles.mp4             the source's mov_text subtitle tracks, remuxed
     work/<job>/chunks/<rung>/s0000.m4s   one segment encoded to one rendition (init + one fragment)
     work/<job>/audio.m4a                 the encoded audio track
+    work/<job>/audio-head.m4a            its first seconds encoded alone (jobs with a lead segment)
     encoded/<job>/<rung>.mp4             a finished rendition
     encoded/<job>/manifest.json          written last: its presence means the ladder is complete
     encoded/<job>/master.m3u8            the HLS master playlist (appears once every track has a segment)
@@ -80,6 +81,16 @@ def subtitles_source(workdir: str) -> str:
 
 def audio_output(workdir: str) -> str:
     return f"{workdir}/audio.m4a"
+
+
+def audio_head(workdir: str) -> str:
+    """The audio's first seconds encoded on their own (the stream's audio segment 0, early)."""
+    return f"{workdir}/audio-head.m4a"
+
+
+def audio_cut_marker(workdir: str, track: int) -> str:
+    """Present once audio track ``track`` has been cut into all its stream segments."""
+    return f"{workdir}/stream-audio{track}.done"
 
 
 def upload_dir(job_id: str) -> str:
@@ -185,7 +196,7 @@ def _pattern(*paths: str) -> re.Pattern:
 
 FETCHABLE = _pattern(segment(work_dir("<job>"), 0), audio_source(work_dir("<job>")))
 STORABLE = _pattern(*(chunk(work_dir("<job>"), "<rung>", 0, ext) for ext in ("m4s", "ts", "nut")),
-                    audio_output(work_dir("<job>")))
+                    audio_output(work_dir("<job>")), audio_head(work_dir("<job>")))
 
 
 def fetchable(rel: str) -> bool:

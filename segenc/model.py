@@ -223,6 +223,7 @@ class ChunkSpec(_Json):
     preroll: int = 0
     decode_cost: float = 0.0  # the part of ``cost`` spent decoding the segment (shared within a task)
     frame_rate: str = ""      # the source's average rate, told to every chunk's encoder alike
+    end: float = 0.0          # audio: stop after this many seconds of it (0: the whole track)
 
     _nested = {"settings": Settings, "rendition": Rendition}
 
@@ -285,9 +286,10 @@ class Plan(_Json):
     tasks: tuple[Task, ...] = ()  # what the runner sends: decided once, here (see plan.group_tasks)
     workers: int | None = None  # the encoder processes the tasks were balanced for
     subtitles_source: str | None = None  # the source's mov_text tracks, copied by split
+    audio_head: ChunkSpec | None = None  # the audio's first seconds alone (with a lead segment)
 
     _nested = {"info": MediaInfo, "settings": Settings, "renditions": Rendition, "segments": Segment,
-               "chunks": ChunkSpec, "audio": ChunkSpec, "tasks": Task}
+               "chunks": ChunkSpec, "audio": ChunkSpec, "tasks": Task, "audio_head": ChunkSpec}
 
     def groups(self) -> tuple[tuple[ChunkSpec, ...], ...]:
         """The chord header as chunk specs: the planned ``tasks``, most expensive first."""
@@ -311,7 +313,7 @@ class Plan(_Json):
 
     def specs(self) -> tuple[ChunkSpec, ...]:
         """Every chunk spec, audio included."""
-        return tuple(self.chunks) + ((self.audio,) if self.audio else ())
+        return tuple(self.chunks) + tuple(a for a in (self.audio, self.audio_head) if a)
 
     def chunks_of(self, rendition: str) -> list[ChunkSpec]:
         return sorted((c for c in self.chunks if c.rendition and c.rendition.name == rendition), key=lambda c: c.segment)

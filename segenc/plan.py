@@ -22,6 +22,9 @@ KEYFRAME_SLACK = 0.25
 # Audio task cost per second of audio, in the video tasks' units (output pixel-frames). Measured:
 # 60 s of stereo AAC took 3.26 s, about 0.28 of a 10 s 1080p segment task (~1.15e9 units).
 AUDIO_COST_PER_SECOND = 5.4e6
+# The audio head (Plan.audio_head) encodes this much past the end of segment 0, so the packets
+# kept (those before it) are not the encoder's flushed last ones: about 9 AAC frames at 48 kHz.
+AUDIO_HEAD_LEAD_OUT = 0.2
 # Decoding a source pixel costs this share of encoding an output pixel (x264 veryfast). Measured on
 # one 10 s 1080p segment: three renditions from one decode 11.59 CPU-s, each decoding it 14.16.
 DECODE_COST = 0.2
@@ -211,7 +214,17 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
             output=layout.audio_output(workdir), settings=settings, duration=info.duration,
             cost=info.duration * AUDIO_COST_PER_SECOND * max(1, len(info.audio_languages)),
         )
+    head = None
+    if audio and settings.lead_seconds and len(segments) > 1:
+        end = float(info.frame_pts[segments[1].first_frame] * info.tb) + AUDIO_HEAD_LEAD_OUT
+        head = ChunkSpec(
+            job_id=job_id, chunk_id="audio-head", kind="audio", source=audio.source,
+            output=layout.audio_head(workdir), settings=settings, duration=end, end=end,
+            cost=end * AUDIO_COST_PER_SECOND * max(1, len(info.audio_languages)),
+        )
     groups = group_tasks(chunks, audio, settings.granularity, workers, split_first=bool(settings.lead_seconds))
+    if head:
+        groups = sorted(groups + [(head,)], key=lambda g: -task_cost(g))
     return Plan(
         job_id=job_id, info=info, settings=settings, renditions=rends, segments=tuple(segments),
         chunks=tuple(chunks), audio=audio, workdir=workdir,
@@ -219,6 +232,7 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
         tasks=tuple(Task(task_id(g), tuple(c.chunk_id for c in g), task_cost(g)) for g in groups),
         workers=workers,
         subtitles_source=layout.subtitles_source(workdir) if info.subtitle_languages else None,
+        audio_head=head,
     )
 
 

@@ -180,9 +180,9 @@ class LocalRunner(Runner):
                         results.extend(map(ChunkResult.from_dict, f.result()))
                         publish(plan, root, out_dir)  # this process is the job's one playlist writer
                         for spec in job:
-                            if spec.kind == "audio":
+                            if plan.audio and spec.chunk_id == plan.audio.chunk_id:
                                 audio_left = 0
-                            else:
+                            elif spec.kind == "video":
                                 left[spec.rendition.name] -= 1
             finally:
                 _drain(events, report)

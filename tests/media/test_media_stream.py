@@ -190,3 +190,30 @@ def test_encode_publishes_while_it_runs(clip, tmp_path):
     assert seen["master"] and dict(seen["playlist"])["EXT-X-PLAYLIST-TYPE"] == "EVENT"
     assert [v for t, v in seen["playlist"] if t == "URI"] == [f"s{i:04d}.m4s" for i in range(res.segments)]
     assert dict(checks.playlist_tags(out / "240p" / "index.m3u8"))["EXT-X-PLAYLIST-TYPE"] == "VOD"
+
+
+def test_audio_head_gives_segment_zero_before_the_whole_track(clip, tmp_path):
+    """With a lead segment the plan has an audio head task: the master appears once it and the
+    segment-0 chunks are done, and the whole track's later cut keeps that segment 0 and agrees
+    with it (same init, its packets the same as the whole track's first ones)."""
+    root, out = tmp_path / "root", tmp_path / "out"
+    plan = prepare(clip("h264_mp4"), root, ladder=("240p",),
+                   settings=Settings(chunk_seconds=1.0, lead_seconds=0.5, preset="ultrafast"), workers=2)
+    assert plan.audio_head is not None and [s.frames for s in plan.segments] == [30, 30]  # keyframes 1 s apart
+    groups = {g[0].chunk_id: g for g in plan.schedule()}
+    assert set(list(groups)[:3]) == {"audio", "s0000-240p", "audio-head"}  # what the master needs, first
+    for cid in ("s0000-240p", "audio-head"):
+        encode_chunks(groups[cid], root)
+    counts = publish(plan, root, out)
+    assert counts == {"240p": 1, "audio0": 1} and (out / "master.m3u8").exists()
+    early = (out / "audio0" / "s0000.m4s").read_bytes()
+    for cid in ("audio", "s0001-240p"):
+        encode_chunks(groups[cid], root)
+    assert publish(plan, root, out, final=True) == {"240p": 2, "audio0": 2}
+    assert (out / "audio0" / "s0000.m4s").read_bytes() == early  # published once, never rewritten
+    whole = Path(tmp_path / "whole")
+    (whole / "audio0").mkdir(parents=True)
+    from segenc.stream import _cut_audio
+    _cut_audio(plan, root / plan.audio.output, whole, 0, keep=0, only=1)
+    assert (whole / "audio0" / "s0000.m4s").read_bytes() == early  # the head's segment 0 is the track's
+    assert sum(len(v) for v in checks.stream_packets(out / "master.m3u8").values()) > plan.info.frames
