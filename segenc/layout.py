@@ -14,6 +14,7 @@ All paths are relative to a storage root (a worker's ``--tmp-dir``, or a private
     work/<job>/audio.m4a                 the encoded audio track
     encoded/<job>/<rung>.mp4             a finished rendition
     encoded/<job>/manifest.json          written last: its presence means the ladder is complete
+    thumbs/<job>/thumbnail.jpg           the service's thumbnail of the source (not an output)
     remote/<worker>/...                  a worker's cache of transferred files (same layout inside)
 """
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-UPLOADS, WORK, ENCODED, REMOTE = "uploads", "work", "encoded", "remote"
+UPLOADS, WORK, ENCODED, REMOTE, THUMBS = "uploads", "work", "encoded", "remote", "thumbs"
 PLAN_FILE = "plan.json"
 MANIFEST_FILE = "manifest.json"
 THUMBNAIL_FILE = "thumbnail.jpg"
@@ -82,7 +83,7 @@ def encoded_dir(job_id: str) -> str:
 
 def thumbnail(job_id: str) -> str:
     """A small JPEG of one frame of the job's source, for the page's job list."""
-    return f"{encoded_dir(job_id)}/{THUMBNAIL_FILE}"
+    return f"{THUMBS}/{job_id}/{THUMBNAIL_FILE}"
 
 
 def output(out_dir: str, rendition: str) -> str:
@@ -103,9 +104,15 @@ def remote_root(worker: str) -> str:
     return f"{REMOTE}/{worker}"
 
 
+def failed_job_dirs(job_id: str) -> tuple[str, ...]:
+    """What a failed job loses at once: its work files and any partial output (the upload stays,
+    for a retry)."""
+    return work_dir(job_id), encoded_dir(job_id)
+
+
 def job_dirs(job_id: str) -> tuple[str, ...]:
     """Every directory a job owns, for removing it."""
-    return upload_dir(job_id), work_dir(job_id), encoded_dir(job_id)
+    return upload_dir(job_id), work_dir(job_id), encoded_dir(job_id), f"{THUMBS}/{job_id}"
 
 
 # The files a worker without the shared storage may fetch (inputs) and store (outputs), as
