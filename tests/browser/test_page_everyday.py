@@ -1,5 +1,5 @@
-"""The page as people use it every day, in real headless Chromium against a real main instance of
-its own (so the fake job records of the paging test disturb no other test): delete asks first,
+"""The page as people use it every day, in real headless Chromium against the browser suite's real
+main instance (every job made here is deleted again at the end): delete asks first,
 the list pages, a failed job can be retried, jobs show thumbnails and skipped rungs, everything
 works from the keyboard, text meets WCAG AA contrast, every control has a name, and the page
 fits a 390 px phone."""
@@ -11,12 +11,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 from segenc.distributed import JobState
 from segenc.progress import ProgressEvent
 from segenc.stages import Stage
 from tests.browser.conftest import CHROMIUM
-from tests.service.conftest import running_instance
 
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
@@ -28,9 +28,13 @@ CARD = "#jobs > article.job"
 
 
 @pytest.fixture(scope="module")
-def inst(tmp_path_factory):
-    with running_instance(tmp_path_factory.mktemp("encoder-everyday")) as i:
-        yield i
+def inst(service):
+    """The suite's instance; the jobs made here are deleted afterwards (other tests expect theirs alone)."""
+    before = {j["job_id"] for j in service.get("/api/jobs?limit=200").json()["jobs"]}
+    yield service
+    for job in service.get("/api/jobs?limit=200").json()["jobs"]:
+        if job["job_id"] not in before:
+            requests.delete(f"{service.url}/api/jobs/{job['job_id']}", headers=service.headers(), timeout=30)
 
 
 @pytest.fixture(scope="module")
