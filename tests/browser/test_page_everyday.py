@@ -226,7 +226,7 @@ NAMES_JS = """() => [...document.querySelectorAll('button, a[href], input, selec
 
 
 @pytest.mark.parametrize("width,height", [(1280, 800), (390, 844)])
-def test_contrast_names_and_fit(open_page, inst, done_job, width, height):
+def test_contrast_names_and_fit(open_page, inst, done_job, output_dir, width, height):
     """Text contrast >= 4.5:1 everywhere (with a done job, its player and a failed job's error on
     the page), an accessible name on every control including the player, and no sideways
     scrolling at a phone's 390 px."""
@@ -246,4 +246,5 @@ def test_contrast_names_and_fit(open_page, inst, done_job, width, height):
     player = card(page, done_job["job_id"]).locator("video.player")
     assert player.get_attribute("aria-label").startswith(f"Player: {done_job['filename']}")
     assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(output_dir / f"everyday-{width}x{height}.png"), full_page=True)
     assert page.errors == []
