@@ -21,6 +21,7 @@ All paths are relative to a storage root (a worker's ``--tmp-dir``, or a private
     encoded/<job>/<rung>/init.mp4        a rung's CMAF init segment; s0000.m4s ... its media segments;
     encoded/<job>/<rung>/index.m3u8      its media playlist (EVENT while encoding, then VOD)
     encoded/<job>/audio0/...             the same for audio track 0 (audio1 for the next, ...)
+    thumbs/<job>/thumbnail.jpg           the service's thumbnail of the source (not an output)
     remote/<worker>/...                  a worker's cache of transferred files (same layout inside)
 """
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import re
 
-UPLOADS, WORK, ENCODED, REMOTE = "uploads", "work", "encoded", "remote"
+UPLOADS, WORK, ENCODED, REMOTE, THUMBS = "uploads", "work", "encoded", "remote", "thumbs"
 PLAN_FILE = "plan.json"
 MANIFEST_FILE = "manifest.json"
 THUMBNAIL_FILE = "thumbnail.jpg"
@@ -111,7 +112,7 @@ def encoded_dir(job_id: str) -> str:
 
 def thumbnail(job_id: str) -> str:
     """A small JPEG of one frame of the job's source, for the page's job list."""
-    return f"{encoded_dir(job_id)}/{THUMBNAIL_FILE}"
+    return f"{THUMBS}/{job_id}/{THUMBNAIL_FILE}"
 
 
 def output(out_dir: str, rendition: str) -> str:
@@ -175,9 +176,15 @@ def remote_root(worker: str) -> str:
     return f"{REMOTE}/{worker}"
 
 
+def failed_job_dirs(job_id: str) -> tuple[str, ...]:
+    """What a failed job loses at once: its work files and any partial output (the upload stays,
+    for a retry)."""
+    return work_dir(job_id), encoded_dir(job_id)
+
+
 def job_dirs(job_id: str) -> tuple[str, ...]:
     """Every directory a job owns, for removing it."""
-    return upload_dir(job_id), work_dir(job_id), encoded_dir(job_id)
+    return upload_dir(job_id), work_dir(job_id), encoded_dir(job_id), f"{THUMBS}/{job_id}"
 
 
 # The files a worker without the shared storage may fetch (inputs) and store (outputs), as

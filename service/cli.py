@@ -117,7 +117,7 @@ class StartupError(Exception):
     pass
 
 
-OWN_ENTRIES = {"uploads", "encoded", "work", "remote", "cluster.json", "redis.conf", "redis.log", "redis.rdb",
+OWN_ENTRIES = {"uploads", "encoded", "work", "thumbs", "remote", "cluster.json", "redis.conf", "redis.log", "redis.rdb",
                "redis-credentials.json", "appendonly.aof", "appendonlydir"}
 
 
@@ -128,7 +128,7 @@ def prepare_tmp(tmp: Path) -> Path:
         tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
         if {p.name for p in tmp.iterdir()} <= OWN_ENTRIES and tmp.stat().st_uid == os.getuid():
             os.chmod(tmp, 0o700)
-        for sub in ("uploads", "encoded", "work"):
+        for sub in ("uploads", "encoded", "work", "thumbs"):
             (tmp / sub).mkdir(mode=0o700, exist_ok=True)
             os.chmod(tmp / sub, 0o700)
         probe = tmp / f".write-test-{os.getpid()}"

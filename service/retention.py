@@ -2,8 +2,8 @@
 
 Every sweep (at start, then every ``SWEEP_SECONDS``), for each job in a terminal stage:
 
-- ``failed`` or ``cancelled``: its ``work/`` folder (segments, chunks) goes; the upload stays, so
-  the job can be retried.
+- ``failed`` or ``cancelled``: its work files and any partial output go (``layout.failed_job_dirs``);
+  the upload stays, so the job can be retried.
 - ``done`` with ``delete_sources``: its upload goes (the renditions stay).
 - any terminal job last changed more than ``retain_days`` days ago (0: never): the whole job goes,
   files and record, as a DELETE would.
@@ -46,7 +46,8 @@ def sweep(state, root: Path, policy: Policy, now: float | None = None) -> dict[s
             state.publish(ProgressEvent(job_id, "deleted"))
             removed["expired"].append(job_id)
             continue
-        if stage in (Stage.FAILED, Stage.CANCELLED) and _rmtree(resolve(root, layout.work_dir(job_id))):
+        if stage in (Stage.FAILED, Stage.CANCELLED) and \
+                any([_rmtree(resolve(root, rel)) for rel in layout.failed_job_dirs(job_id)]):
             removed["work"].append(job_id)
         if stage == Stage.DONE and policy.delete_sources and _rmtree(resolve(root, layout.upload_dir(job_id))):
             removed["sources"].append(job_id)

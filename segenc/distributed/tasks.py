@@ -71,7 +71,7 @@ def _run_job(self, state: JobState, root: Path, lease: Lease, job_id: str, sourc
                        workers=state.capacity(), info=MediaInfo.from_dict(info) if info else None)
     except (SegencError, OSError) as exc:
         state.apply(ProgressEvent(job_id, "stage", stage=Stage.FAILED, message=str(storage_full(exc) or exc)))
-        _remove_job_files(root, job_id)
+        _remove_job_files(root, job_id, everything=storage_full(exc) is not None)
         raise
     if state.stage(job_id) in TERMINAL:  # cancelled while splitting
         return ""
@@ -216,7 +216,7 @@ def _finish(state: JobState, root: Path, results: list[list[dict]], workdir: str
         full = storage_full(exc)
         message = str(full) if full else str(exc) if isinstance(exc, SegencError) else f"stitching failed: {exc!r}"
         state.apply(ProgressEvent(plan.job_id, "stage", stage=Stage.FAILED, message=message))
-        _remove_job_files(root, plan.job_id)
+        _remove_job_files(root, plan.job_id, everything=full is not None)
         raise
     finally:
         shutil.rmtree(resolve(root, workdir), ignore_errors=True)
@@ -233,15 +233,16 @@ def chord_failed(self, failed_task_id: str, job_id: str) -> None:
     (Bound tasks are called as link errors with the failed task's id.) A chunk that failed in
     our code has already named itself; this covers the rest (time limits, lost workers)."""
     state = state_of(self.app)
+    cause = self.app.AsyncResult(failed_task_id).result
     if state.stage(job_id) not in TERMINAL:
-        cause = self.app.AsyncResult(failed_task_id).result
         detail = str(storage_full(cause) or "") or (f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException)
                                                     else "")
         state.apply(ProgressEvent(job_id, "stage", stage=Stage.FAILED,
                                   message=f"a task of this job failed outside segenc's control ({failed_task_id}"
                                           f"{': ' + detail if detail else ''})"))
     if self.app.conf.segenc_root and state.stage(job_id) == Stage.FAILED:
-        _remove_job_files(_root(self.app), job_id)
+        full = isinstance(cause, BaseException) and storage_full(cause) is not None
+        _remove_job_files(_root(self.app), job_id, everything=full)
 
 
 def chunk_priority(duration: float) -> int:
@@ -346,9 +347,11 @@ def _reporter(state: JobState, job_id: str, name: str | None = None) -> Reporter
     return report
 
 
-def _remove_job_files(root: Path, job_id: str) -> None:
-    """A failed job keeps its status in Redis, not its files: the space comes back."""
-    for d in layout.job_dirs(job_id):
+def _remove_job_files(root: Path, job_id: str, everything: bool = True) -> None:
+    """A failed job keeps its status in Redis, not its work files: the space comes back. Its
+    upload (and thumbnail) stay for a retry, unless the storage ran full (``everything``): then
+    all of it goes, so the space the upload took comes back too."""
+    for d in (layout.job_dirs(job_id) if everything else layout.failed_job_dirs(job_id)):
         shutil.rmtree(resolve(root, d), ignore_errors=True)
 
 

@@ -1,5 +1,5 @@
-"""The page as people use it every day, in real headless Chromium against a real main instance of
-its own (so the fake job records of the paging test disturb no other test): delete asks first,
+"""The page as people use it every day, in real headless Chromium against the browser suite's real
+main instance (every job made here is deleted again at the end): delete asks first,
 the list pages, a failed job can be retried, jobs show thumbnails and skipped rungs, everything
 works from the keyboard, text meets WCAG AA contrast, every control has a name, and the page
 fits a 390 px phone."""
@@ -11,12 +11,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 from segenc.distributed import JobState
 from segenc.progress import ProgressEvent
 from segenc.stages import Stage
 from tests.browser.conftest import CHROMIUM
-from tests.service.conftest import running_instance
 
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
@@ -28,9 +28,13 @@ CARD = "#jobs > article.job"
 
 
 @pytest.fixture(scope="module")
-def inst(tmp_path_factory):
-    with running_instance(tmp_path_factory.mktemp("encoder-everyday")) as i:
-        yield i
+def inst(service):
+    """The suite's instance; the jobs made here are deleted afterwards (other tests expect theirs alone)."""
+    before = {j["job_id"] for j in service.get("/api/jobs?limit=200").json()["jobs"]}
+    yield service
+    for job in service.get("/api/jobs?limit=200").json()["jobs"]:
+        if job["job_id"] not in before:
+            requests.delete(f"{service.url}/api/jobs/{job['job_id']}", headers=service.headers(), timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +226,7 @@ NAMES_JS = """() => [...document.querySelectorAll('button, a[href], input, selec
 
 
 @pytest.mark.parametrize("width,height", [(1280, 800), (390, 844)])
-def test_contrast_names_and_fit(open_page, inst, done_job, width, height):
+def test_contrast_names_and_fit(open_page, inst, done_job, output_dir, width, height):
     """Text contrast >= 4.5:1 everywhere (with a done job, its player and a failed job's error on
     the page), an accessible name on every control including the player, and no sideways
     scrolling at a phone's 390 px."""
@@ -242,4 +246,5 @@ def test_contrast_names_and_fit(open_page, inst, done_job, width, height):
     player = card(page, done_job["job_id"]).locator("video.player")
     assert player.get_attribute("aria-label").startswith(f"Player: {done_job['filename']}")
     assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(output_dir / f"everyday-{width}x{height}.png"), full_page=True)
     assert page.errors == []

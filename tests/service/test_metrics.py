@@ -3,6 +3,8 @@ implementation independent of ours, which rejects malformed lines), after a real
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 pytestmark = [pytest.mark.service, pytest.mark.timeout(300)]
@@ -46,3 +48,12 @@ def test_metrics_count_a_finished_job(service, small_clip):
     assert {k[0][1] for k in after["segenc_queue_depth"]} == {"celery", "segenc.main"}
     assert all(v >= 0 for v in after["segenc_queue_depth"].values())
     assert "segenc_transferred_bytes_total" in after
+
+
+def test_access_log_has_requests_but_no_query_strings(service):
+    assert service.get("/metrics?token=s3cret-in-the-url").status_code == 200
+    deadline = time.monotonic() + 5
+    while '"GET /metrics HTTP/1.1" 200' not in service.log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, "no access log line for /metrics"
+        time.sleep(0.1)
+    assert "s3cret-in-the-url" not in service.log.read_text(errors="replace")

@@ -34,14 +34,14 @@ def make_job(state: JobState, root: Path, stage: Stage, age_days: float) -> str:
     state.create(job_id, filename="in.mp4")
     state.apply(ProgressEvent(job_id, "stage", stage=stage, time=time.time() - age_days * DAY))
     for rel in (layout.upload(job_id), layout.plan_file(layout.work_dir(job_id)),
-                layout.output(layout.encoded_dir(job_id), "240p")):
+                layout.output(layout.encoded_dir(job_id), "240p"), layout.thumbnail(job_id)):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(b"x")
     return job_id
 
 
 def files_of(root: Path, job_id: str) -> set[str]:
-    return {part for part in ("uploads", "work", "encoded") if (root / part / job_id).exists()}
+    return {part for part in ("uploads", "work", "encoded", "thumbs") if (root / part / job_id).exists()}
 
 
 def test_sweep_removes_what_it_should_and_nothing_else(state, tmp_path):
@@ -60,13 +60,13 @@ def test_sweep_removes_what_it_should_and_nothing_else(state, tmp_path):
     removed = sweep(state, root, Policy(delete_sources=True, retain_days=7))
     assert sorted(removed["expired"]) == sorted([jobs["done_old"], jobs["failed_old"]])
     assert removed["sources"] == [jobs["done_new"]] and removed["work"] == [jobs["failed_new"]]
-    assert files_of(root, jobs["done_new"]) == {"work", "encoded"}
-    assert files_of(root, jobs["failed_new"]) == {"uploads", "encoded"}  # the upload stays for a retry
+    assert files_of(root, jobs["done_new"]) == {"work", "encoded", "thumbs"}
+    assert files_of(root, jobs["failed_new"]) == {"uploads", "thumbs"}  # the upload stays for a retry
     for name in ("done_old", "failed_old"):
         assert files_of(root, jobs[name]) == set() and not state.exists(jobs[name])
         assert jobs[name] not in state.jobs(0, 1000)[0]
     for name in ("encoding_old", "queued"):
-        assert files_of(root, jobs[name]) == {"uploads", "work", "encoded"} and state.exists(jobs[name])
+        assert files_of(root, jobs[name]) == {"uploads", "work", "encoded", "thumbs"} and state.exists(jobs[name])
     assert state.exists(jobs["done_new"]) and state.exists(jobs["failed_new"])
     assert stray.is_dir() and (root / "redis.conf").read_text() == "mine"
     assert sweep(state, root, Policy(delete_sources=True, retain_days=7)) == {"expired": [], "sources": [],
@@ -78,8 +78,8 @@ def test_default_policy_keeps_sources_and_jobs(state, tmp_path):
     failed = make_job(state, tmp_path, Stage.FAILED, 400)
     removed = sweep(state, tmp_path, Policy())
     assert removed == {"expired": [], "sources": [], "work": [failed]}
-    assert files_of(tmp_path, done_old) == {"uploads", "work", "encoded"}
-    assert files_of(tmp_path, failed) == {"uploads", "encoded"}
+    assert files_of(tmp_path, done_old) == {"uploads", "work", "encoded", "thumbs"}
+    assert files_of(tmp_path, failed) == {"uploads", "thumbs"}
 
 
 def test_every_option_reads_its_environment_variable(monkeypatch):

@@ -21,7 +21,8 @@ def test_paths_are_root_relative_and_nest_under_the_job():
     out = layout.encoded_dir(JOB)
     assert layout.output(out, "1080p") == f"encoded/{JOB}/1080p.mp4"
     assert layout.manifest(out) == f"encoded/{JOB}/manifest.json"
-    assert layout.job_dirs(JOB) == (f"uploads/{JOB}", f"work/{JOB}", f"encoded/{JOB}")
+    assert layout.job_dirs(JOB) == (f"uploads/{JOB}", f"work/{JOB}", f"encoded/{JOB}", f"thumbs/{JOB}")
+    assert layout.thumbnail(JOB) == f"thumbs/{JOB}/thumbnail.jpg"
 
 
 def test_transfer_patterns_accept_exactly_the_job_files():
