@@ -22,6 +22,7 @@ FIGURE_MODULES: tuple[str, ...] = (
     "benchmarks.projection",
     "benchmarks.faults",
     "benchmarks.service_load",
+    "benchmarks.rehearsal",
 )
 
 
