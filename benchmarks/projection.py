@@ -390,7 +390,7 @@ def calibrate(args: argparse.Namespace, problems: list[str]) -> dict[str, Any]:
     if str(rehearsal) != "none" and rehearsal.exists():
         rows = [r for r in _load(rehearsal).get("rows", []) if r.get("time_scale", 1) == 1]
         if rows:
-            top = max(rows, key=lambda r: r["slots"])
+            top = max(rows, key=lambda r: (r["slots"], not r.get("audio", True)))  # video only: not hidden by audio
             measured = {"first_start": top["dispatch_first_ms"]["median"] / 1e3,
                         "gap": top["dispatch_gap_ms"]["median"] / 1e3, "chord": top["chord_ms"] / 1e3}
             if not any(math.isnan(v) for v in measured.values()):

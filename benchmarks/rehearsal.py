@@ -44,6 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slots", default="64,256", help="worker slot counts to rehearse (default 64,256)")
     p.add_argument("--per-node", type=int, default=SLOTS_PER_NODE, help="slots per worker node (default 64)")
     p.add_argument("--minutes", type=float, default=10.0, help="modelled source length (default 10)")
+    p.add_argument("--audio", choices=("both", "yes", "no"), default="both",
+                   help="rehearse the source with its audio track (one long task), without it, or both (default)")
     p.add_argument("--quick", action="store_true", help="time scale 0.25 (sleeps a quarter of the modelled time)")
     p.add_argument("--time-scale", type=float, default=None, help="multiply every modelled sleep (default 1)")
     p.add_argument("--results-dir", default=str(RESULTS_DIR))
@@ -282,8 +284,9 @@ def run(args: argparse.Namespace) -> int:
     problems: list[str] = []
     cal = calibrate(pargs, problems)
     inp = cal["input"]
-    info = synthetic_info(args.minutes * 60, inp["width"], inp["height"], inp["fps"], inp["gop"] or 60,
-                          bytes_per_second=inp["bytes_per_second"])
+    infos = {audio: synthetic_info(args.minutes * 60, inp["width"], inp["height"], inp["fps"], inp["gop"] or 60,
+                                   bytes_per_second=inp["bytes_per_second"], has_audio=audio)
+             for audio in {"both": (True, False), "yes": (True,), "no": (False,)}[args.audio]}
     ladder = cal["ladder"]
     base = Path(os.environ.get("TMPDIR", "/tmp")) / f"segenc-rehearsal-{os.getpid()}"
     root, logs = base / "storage", base / "logs"
@@ -299,20 +302,22 @@ def run(args: argparse.Namespace) -> int:
                       "--log-level", "warning", "service.app:create_app()"], web_env, logs / "web.log")
         try:
             for slots in sorted({int(s) for s in args.slots.split(",")}):
-                print(f"rehearsal: {slots} slots ...", flush=True)
-                row = rehearse(slots, args.per_node, cal, info, ladder, root, redis_server.url,
-                               f"http://127.0.0.1:{port}", scale, logs)
-                print(f"  {row['tasks']} tasks, wall {row['wall_s']:.2f} s vs model {row['model_s']:.2f} s "
-                      f"({row['error_pct']:+.1f}%), first dispatch median {row['dispatch_first_ms']['median']:.1f} ms, "
-                      f"chord {row['chord_ms']:.1f} ms, Redis {row['redis_ops_per_s']:.0f} ops/s", flush=True)
-                rows.append(row)
+                for audio, info in infos.items():
+                    print(f"rehearsal: {slots} slots, {'with' if audio else 'without'} the audio track ...", flush=True)
+                    row = rehearse(slots, args.per_node, cal, info, ladder, root, redis_server.url,
+                                   f"http://127.0.0.1:{port}", scale, logs)
+                    row["audio"] = audio
+                    print(f"  {row['tasks']} tasks, wall {row['wall_s']:.2f} s vs model {row['model_s']:.2f} s "
+                          f"({row['error_pct']:+.1f}%), first dispatch median {row['dispatch_first_ms']['median']:.1f} ms, "
+                          f"chord {row['chord_ms']:.1f} ms, Redis {row['redis_ops_per_s']:.0f} ops/s", flush=True)
+                    rows.append(row)
         finally:
             _stop(web)
     mach = machine_info()
-    headers = ["slots", "nodes", "tasks", "chunk", "wall s", "model s", "error", "model (rehearsal dispatch) s",
+    headers = ["slots", "audio", "nodes", "tasks", "chunk", "wall s", "model s", "error", "model (rehearsal dispatch) s",
                "first dispatch median / p95 / max ms", "later gap median / p95 ms", "chord ms", "Redis ops/s (peak)",
                "events/s", "WS msgs/s", "backups"]
-    table = [[r["slots"], r["nodes"], r["tasks"], f"{r['chunk_seconds']:g} s", r["wall_s"], r["model_s"],
+    table = [[r["slots"], "yes" if r["audio"] else "no", r["nodes"], r["tasks"], f"{r['chunk_seconds']:g} s", r["wall_s"], r["model_s"],
               f"{r['error_pct']:+.1f}%", r["model_calibrated_s"],
               f"{r['dispatch_first_ms']['median']:.1f} / {r['dispatch_first_ms']['p95']:.1f} / "
               f"{r['dispatch_first_ms']['max']:.1f}",
@@ -327,7 +332,8 @@ def run(args: argparse.Namespace) -> int:
 projection's fit: a = {cal['fit']['a']:.3f} s, b = {cal['fit']['b'] * 1e9:.3f} s per 1e9 cost units; audio
 {cal['audio_rate']:.4f} s per source second; concat as modelled); no pixel is encoded, nothing is
 probed or split. Everything else is segenc's own: the planner ({args.minutes:g} min
-{inp['width']}x{inp['height']} {inp['fps']:g} fps, ladder {','.join(ladder)}, planned for the slot count), the chord over a
+{inp['width']}x{inp['height']} {inp['fps']:g} fps, ladder {','.join(ladder)}, with its AAC track (one task of
+{cal['audio_rate'] * args.minutes * 60:.1f} s, which then sets the wall) and without it, planned for the slot count), the chord over a
 real redis-server, worker nodes with their leases, done markers, commit claims, heartbeats,
 watchdog and backups (threads pool, {args.per_node} slots per node), the events channel and the web
 server's WebSocket relay (one client).
