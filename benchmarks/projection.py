@@ -42,6 +42,7 @@ from .report import RESULTS_DIR, fmt, md_table, text_table, write_results
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_FROM = RESULTS_DIR / "ladder-clean.json"
 DEFAULT_CLUSTER = RESULTS_DIR / "cluster.json"
+DEFAULT_REHEARSAL = RESULTS_DIR / "rehearsal.json"
 # Used when cluster.json is missing: the medians the cluster figure measured (2026-11-24, 2 cores,
 # real redis-server + Celery worker nodes). Seconds.
 DEFAULT_FIRST_START = 0.064  # enqueue -> first chunk start on an idle worker
@@ -65,12 +66,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "lengths make the fixed per-task overhead identifiable")
     p.add_argument("--cluster", default=str(DEFAULT_CLUSTER),
                    help="cluster figure JSON for dispatch latency / chord delay (default results/cluster.json)")
+    p.add_argument("--rehearsal", default=str(DEFAULT_REHEARSAL),
+                   help="rehearsal figure JSON: when it exists, dispatch latency, gap and chord delay come from "
+                        "its largest slot count (measured at scale) instead of --cluster; 'none' to skip")
     p.add_argument("--minutes", type=float, default=10.0, help="modelled source length (default 10)")
     p.add_argument("--size", default=None, help="modelled frame size WxH (default: the calibrating input's)")
     p.add_argument("--fps", type=float, default=None, help="modelled frame rate (default: the calibrating input's)")
     p.add_argument("--gop", type=int, default=None, help="modelled keyframe interval in frames (default: the input's)")
     p.add_argument("--ladder", default=None, help="modelled ladder (default: the calibrating run's)")
-    p.add_argument("--workers", default="1,4,16,64", help="worker counts (default 1,4,16,64)")
+    p.add_argument("--workers", default="1,4,16,64,256", help="worker counts (default 1,4,16,64,256)")
     p.add_argument("--chunks", default="auto,10,4,2",
                    help="segment lengths in seconds, 'auto' = the planner's choice (default auto,10,4,2)")
     p.add_argument("--granularity", default=None, help="segment|rendition (default: Settings' default)")
@@ -382,6 +386,15 @@ def calibrate(args: argparse.Namespace, problems: list[str]) -> dict[str, Any]:
     else:
         dispatch = {"first_start": DEFAULT_FIRST_START, "gap": DEFAULT_GAP, "chord": DEFAULT_CHORD,
                     "from": "defaults (cluster.json missing)"}
+    rehearsal = Path(getattr(args, "rehearsal", "none") or "none")
+    if str(rehearsal) != "none" and rehearsal.exists():
+        rows = [r for r in _load(rehearsal).get("rows", []) if r.get("time_scale", 1) == 1]
+        if rows:
+            top = max(rows, key=lambda r: (r["slots"], not r.get("audio", True)))  # video only: not hidden by audio
+            measured = {"first_start": top["dispatch_first_ms"]["median"] / 1e3,
+                        "gap": top["dispatch_gap_ms"]["median"] / 1e3, "chord": top["chord_ms"] / 1e3}
+            if not any(math.isnan(v) for v in measured.values()):
+                dispatch = {**measured, "from": f"{rehearsal.name} ({top['slots']} slots)"}
     spec = data.get("input", {}).get("spec", {})
     return {
         "primary": str(primary), "fit_files": [p.name for p in fit_files], "info_from": how,
@@ -621,6 +634,7 @@ def run(args: argparse.Namespace) -> int:
             m = dict(ref) if w == 1 else predict(cal, info, ladder, chunk, w, **kw)
             v = dict(ref_v) if w == 1 else predict(cal, info_v, ladder, chunk, w, **kw)
             m["speedup"] = ref["wall"] / m["wall"]
+            m["wall_s"] = m["wall"]
             m["efficiency"] = m["speedup"] / w
             v["speedup"] = ref_v["wall"] / v["wall"]
             v["efficiency"] = v["speedup"] / w

@@ -23,6 +23,7 @@ FIGURE_MODULES: tuple[str, ...] = (
     "benchmarks.faults",
     "benchmarks.service_load",
     "benchmarks.streaming",
+    "benchmarks.rehearsal",
 )
 
 

@@ -93,10 +93,10 @@ def sweep(app: Celery, state: JobState, now: float | None = None) -> list[dict[s
         budget = max(1, int(v["total"] * BACKUP_SHARE)) - len(v["backups"])
         candidates = [r for r in v["running"] if r.name not in v["backups"]]
         for name, why in choose(candidates, v["rates"], idle, budget):
-            record = v["records"][name]
-            if not state.add_backup(job_id, name, reason=why, of_worker=record.get("worker")):
+            record, recipe = v["records"][name], state.recipe(job_id, name)
+            if recipe is None or not state.add_backup(job_id, name, reason=why, of_worker=record.get("worker")):
                 continue
-            _send(app, job_id, name, record["recipe"])
+            _send(app, job_id, name, recipe)
             state.apply(ProgressEvent(job_id, "chunk_backup", chunk_id=name, worker=record.get("worker"), message=why))
             sent.append({"job_id": job_id, "task": name, "reason": why})
             idle -= 1
@@ -112,7 +112,7 @@ def _view(state: JobState, job_id: str, now: float) -> dict[str, Any] | None:
     frames = state.chunk_frames(job_id)
     running, rates = [], []
     for name, r in records.items():
-        if "started" not in r or "recipe" not in r:
+        if "started" not in r:
             continue
         if name in done:
             if r.get("finished") and r.get("cost"):

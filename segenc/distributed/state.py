@@ -11,7 +11,8 @@ chunk, so a lost or repeated event never double-counts) and publish them on ``se
     segenc:job:<id>:lease:<t> string: the token of the attempt running task t (expires unless renewed)
     segenc:job:<id>:done      hash: task id -> its result (JSON), written before the lease is released
     segenc:job:<id>:requeues  list: JSON {task, chunks, worker, reason, time}, newest last
-    segenc:job:<id>:tasks     hash: task id -> JSON {started, cost, frames, chunks, recipe, worker[, finished]}
+    segenc:job:<id>:tasks     hash: task id -> JSON {started, cost, frames, chunks, worker[, finished]}
+    segenc:job:<id>:recipes   hash: task id -> JSON of its message (args, chord part, queue), for a backup
     segenc:job:<id>:backups   hash: task id -> JSON {time, worker, reason[, winner]} (one backup per task)
     segenc:job:<id>:claim:<t> string: "<lease key>|<token>" of the attempt that commits task t's outputs
     segenc:jobs               sorted set: job ids by creation time
@@ -39,7 +40,7 @@ WORKER_KEY = "segenc:worker:"
 CLUSTER_KEY = "segenc:cluster"
 WATCHDOG_KEY = "segenc:watchdog"
 METRICS_KEY = "segenc:metrics"  # cluster-wide counters for /metrics (chunks, encode seconds, bytes)
-PARTS = ("", "frames", "running", "attempts", "done", "requeues", "tasks", "backups")
+PARTS = ("", "frames", "running", "attempts", "done", "requeues", "tasks", "recipes", "backups")
 # Compare-and-act on a token, so only the holder renews or releases.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -275,6 +276,13 @@ class JobState:
         raw = self._r.hget(k, task)
         record = {**(json.loads(raw) if raw else {}), **info}
         self._r.hset(k, task, json.dumps(record))
+
+    def note_recipe(self, job_id: str, task: str, recipe: dict[str, Any]) -> None:
+        self._r.hset(self.key(job_id, "recipes"), task, json.dumps(recipe))
+
+    def recipe(self, job_id: str, task: str) -> dict[str, Any] | None:
+        raw = self._r.hget(self.key(job_id, "recipes"), task)
+        return json.loads(raw) if raw is not None else None
 
     def task_records(self, job_id: str) -> dict[str, dict[str, Any]]:
         return {t: json.loads(v) for t, v in self._r.hgetall(self.key(job_id, "tasks")).items()}

@@ -123,8 +123,9 @@ def _note_start(self, state: JobState, group: list[ChunkSpec], specs: list[dict]
     info = self.request.delivery_info or {}
     recipe = {"args": [specs], "group": self.request.group, "group_index": self.request.group_index,
               "chord": self.request.chord, "queue": info.get("routing_key") or None}
+    state.note_recipe(job_id, name, recipe)
     state.note_task(job_id, name, started=time.time(), worker=worker_name(self.app), cost=task_cost(group),
-                    frames=sum(c.frames for c in group), chunks=[c.chunk_id for c in group], recipe=recipe)
+                    frames=sum(c.frames for c in group), chunks=[c.chunk_id for c in group])
 
 
 def _run_backup(self, state: JobState, group: list[ChunkSpec], job_id: str, name: str) -> list[dict]:

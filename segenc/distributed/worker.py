@@ -42,9 +42,10 @@ def heartbeat(app: Celery, name: str, concurrency: int, stop: threading.Event,
 
 
 def run_worker(app: Celery, name: str, concurrency: int | None = None, loglevel: str = "INFO",
-               queues: tuple[str, ...] = (DEFAULT_QUEUE,)) -> None:
+               queues: tuple[str, ...] = (DEFAULT_QUEUE,), pool: str = "prefork") -> None:
     """Start a Celery worker node called ``name`` (blocks), advertising itself with heartbeats.
-    Progress events name the node: pass the same ``worker_name`` to ``make_app``."""
+    Progress events name the node: pass the same ``worker_name`` to ``make_app``. ``pool``:
+    prefork (encoders are CPU-bound); the scale rehearsal runs many sleeping slots as threads."""
     app.conf.segenc_worker_name = app.conf.segenc_worker_name or name
     concurrency = concurrency or os.cpu_count() or 1
     stop = threading.Event()
@@ -53,15 +54,16 @@ def run_worker(app: Celery, name: str, concurrency: int | None = None, loglevel:
     for t in threads:
         t.start()
     try:
-        _worker_main(app, name, concurrency, loglevel, queues)
+        _worker_main(app, name, concurrency, loglevel, queues, pool)
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=2)
 
 
-def _worker_main(app: Celery, name: str, concurrency: int, loglevel: str, queues: tuple[str, ...]) -> None:
+def _worker_main(app: Celery, name: str, concurrency: int, loglevel: str, queues: tuple[str, ...],
+                 pool: str = "prefork") -> None:
     argv = ["worker", f"--hostname={name}@%h" if "@" not in name else f"--hostname={name}",
-            f"--concurrency={concurrency}", "--pool=prefork", f"--loglevel={loglevel}",
+            f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}",
             "--without-gossip", "--without-mingle", f"--queues={','.join(queues)}"]
     app.worker_main(argv)
