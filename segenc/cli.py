@@ -252,7 +252,8 @@ def _broker_runner(url: str, storage: str, state_url: str | None = None):
     state = state_of(url, state_url)  # a BrokerURLError (bad input: exit 2) before any work
     problem = check_reachable(state)
     if problem:
-        raise EnvironmentProblem(f"cannot reach the cluster's Redis {state}: {problem}")
+        what = f"the broker {url}" if state_url is None else f"the state Redis {state}"
+        raise EnvironmentProblem(f"cannot reach {what}: {problem}")
     return CeleryRunner(url, storage, state_url=state_url)
 
 
