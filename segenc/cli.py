@@ -245,14 +245,14 @@ def _remove_stale(out: Path, kept: set[str]) -> None:
 
 
 def _broker_runner(url: str, storage: str, state_url: str | None = None):
-    from .distributed.brokers import state_url as state_of
+    from .distributed.brokers import redacted, state_url as state_of
     from .distributed.runner import CeleryRunner
     from .distributed.state import check_reachable
 
     state = state_of(url, state_url)  # a BrokerURLError (bad input: exit 2) before any work
     problem = check_reachable(state)
     if problem:
-        what = f"the broker {url}" if state_url is None else f"the state Redis {state}"
+        what = f"the broker {redacted(url)}" if state_url is None else f"the state Redis {redacted(state)}"
         raise EnvironmentProblem(f"cannot reach {what}: {problem}")
     return CeleryRunner(url, storage, state_url=state_url)
 

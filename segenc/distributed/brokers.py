@@ -127,3 +127,13 @@ def celery_url(url: str) -> tuple[str, dict]:
 def redis_client_url(url: str) -> str:
     """The URL redis-py's ``from_url`` takes (rediss with its certificate check); not for sentinel."""
     return _with_tls_default(url) if scheme(url) == "rediss" else url
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password replaced by ``***``: safe for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
