@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import shutil
+import re
 import sys
 import tempfile
 import time
@@ -238,10 +239,17 @@ def _check_output(out: Path, single: bool, ladder: tuple[str, ...], overwrite: b
 
 
 def _remove_stale(out: Path, kept: set[str]) -> None:
-    """After an --overwrite encode: old renditions the new manifest does not list go."""
-    for p in out.glob("*.mp4"):
-        if p.name not in kept and is_rung_name(p.stem) and p.name == layout.output_name(p.stem):
+    """After an --overwrite encode: old renditions and stream folders the new manifest does not
+    list go (a user's own files stay)."""
+    try:
+        tracks = set(json.loads(Path(layout.manifest(str(out))).read_text())["stream"]["tracks"])
+    except (OSError, ValueError, KeyError, TypeError):
+        tracks = None  # no stream in this manifest: leave folders alone
+    for p in out.iterdir():
+        if p.suffix == ".mp4" and p.name not in kept and is_rung_name(p.stem) and p.name == layout.output_name(p.stem):
             p.unlink()
+        elif tracks is not None and p.is_dir() and p.name not in tracks and re.fullmatch(layout.TRACK_NAME, p.name):
+            shutil.rmtree(p)
 
 
 def _broker_runner(url: str, storage: str, state_url: str | None = None):

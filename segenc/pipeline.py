@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import threading
 import tempfile
@@ -108,6 +109,8 @@ def encode(source: str | os.PathLike, out_dir: str | os.PathLike, ladder: str | 
             except BaseException as exc:
                 if isinstance(exc, JobCancelled):
                     _remove_outputs(out_dir, ladder)
+                elif split_job is not None:
+                    _remove_stream(out_dir)  # its EVENT playlists would never end: no half stream stays
                 report(ProgressEvent(job_id, "stage", stage=Stage.CANCELLED if isinstance(exc, JobCancelled)
                                      else Stage.FAILED, message=str(exc) or type(exc).__name__))
                 raise
@@ -126,8 +129,21 @@ def _remove_outputs(out_dir: Path, ladder: tuple[str, ...]) -> None:
     """A cancelled encode keeps nothing: renditions already packaged and the manifest go."""
     for name in [layout.output_name(r.name) for r in parse_ladder(ladder)] + [layout.MANIFEST_FILE]:
         (out_dir / name).unlink(missing_ok=True)
+    _remove_stream(out_dir)
     with contextlib.suppress(OSError):
         out_dir.rmdir()  # only if it is empty now
+
+
+def _remove_stream(out_dir: Path) -> None:
+    """The stream published so far: the master, the MPD, and every track folder that holds only
+    stream files (a folder with anything else in it is not ours and stays)."""
+    for name in (layout.MASTER_PLAYLIST, layout.DASH_MANIFEST):
+        (out_dir / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        for d in out_dir.iterdir():
+            if d.is_dir() and re.fullmatch(layout.TRACK_NAME, d.name) and \
+                    all(layout.stream_file(f"{d.name}/{f.name}") for f in d.iterdir()):
+                shutil.rmtree(d, ignore_errors=True)
 
 
 class _EncodeSpan:

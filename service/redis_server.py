@@ -78,6 +78,19 @@ DISABLED_COMMANDS = ("CONFIG", "DEBUG", "MODULE", "REPLICAOF", "SLAVEOF", "SHUTD
 CREDENTIALS_FILE = "redis-credentials.json"
 
 
+SAVED_PORT_WAIT = 30.0  # seconds a restart waits for its previous Redis to let go of the saved port
+
+
+def _wait_port_free(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    log.info("port %s on %s is still in use; waiting up to %.0f s for the previous Redis to stop", port, host, timeout)
+    while port_in_use(host, port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 class RedisServerError(RuntimeError):
     """The redis-server child could not be started (or stopped)."""
 
@@ -364,6 +377,7 @@ class RedisServer:
         self._executable = executable
         self._proc: subprocess.Popen | None = None
         self._started_once = False
+        self._saved_port = False  # the port is this instance's own from its last run (persistent())
 
     @classmethod
     def persistent(cls, dir: Path | str, port: int | None = None, host: str = "127.0.0.1", **kw) -> "RedisServer":
@@ -380,6 +394,7 @@ class RedisServer:
             port = int(saved["port"])
         password = saved.get("password") or None
         srv = cls(dir, port=port or None, host=host, password=password, **kw)
+        srv._saved_port = bool(saved.get("port")) and srv.port == saved.get("port")
         if saved.get("port") != srv.port or saved.get("password") != srv.password or saved.get("host") != host:
             srv.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -558,7 +573,9 @@ class RedisServer:
             if self._auto_port and not self._started_once:
                 # Our free port was grabbed since the constructor: pick again.
                 self.port = free_port(self.host)
-            else:
+            elif not (self._saved_port and _wait_port_free(self.host, self.port, SAVED_PORT_WAIT)):
+                # The saved port is usually held by this instance's previous Redis, still saving its
+                # data after the supervisor died (it stops on the parent's death): wait for it.
                 raise PortInUseError(self.host, self.port)
 
         self.write_config()

@@ -941,7 +941,8 @@
 
   function createStream(entry) {
     // Not muted by default: the user presses play; the rung buttons appear once the master is read.
-    const video = h("video", { class: "stream-video", controls: true, preload: "auto", playsinline: true });
+    const video = h("video", { class: "stream-video", controls: true, preload: "auto", playsinline: true,
+      "aria-label": `Stream player: ${entry.job.filename || "video"}` });
     const hlsUrl = copyField("HLS", "hls");
     const dashUrl = copyField("DASH", "dash");
     const st = (entry.stream = {

@@ -25,15 +25,17 @@ CARD = "#jobs > article.job"
 
 # Records every data-status the job cards take and every per-rendition percentage shown, in order.
 OBSERVE_JS = """() => {
-  window.__seen = {status: [], pct: {}};
+  // Per card: other jobs' cards (earlier tests' on the shared instance) must not mix in.
+  window.__seen = {};
   const record = () => {
     for (const card of document.querySelectorAll('#jobs > article.job')) {
+      const seen = (window.__seen[card.dataset.jobId] = window.__seen[card.dataset.jobId] || {status: [], pct: {}});
       const s = card.dataset.status;
-      const list = window.__seen.status;
+      const list = seen.status;
       if (list[list.length - 1] !== s) list.push(s);
       for (const row of card.querySelectorAll('.rendition')) {
         const q = row.dataset.quality, t = row.querySelector('.pct').textContent;
-        const seq = (window.__seen.pct[q] = window.__seen.pct[q] || []);
+        const seq = (seen.pct[q] = seen.pct[q] || []);
         if (seq[seq.length - 1] !== t) seq.push(t);
       }
     }
@@ -118,7 +120,7 @@ def test_drop_encode_play_and_switch_quality(ui, hd_clip, output_dir):
     assert card.locator(".status-pill").get_attribute("data-status") == "done"
 
     # The card went through the live stages, and the percentages only ever grew.
-    seen = page.evaluate("window.__seen")
+    seen = page.evaluate("window.__seen")[job_id]
     assert seen["status"][-1] == "done" and "encoding" in seen["status"], seen["status"]
     for q in qualities:
         pcts = [int(t.rstrip("%")) for t in seen["pct"][q] if t]

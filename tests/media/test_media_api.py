@@ -3,6 +3,7 @@ guard), a script piped into ``python -``, argument checks and cancelling a runni
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -43,7 +44,10 @@ def test_readme_snippet_runs_as_a_script(clip, tmp_path):
     proc = run_python(["snippet.py"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "bootstrapping" not in proc.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["360p.mp4", "720p.mp4", "manifest.json"]
+    tracks = json.loads((tmp_path / "out" / "manifest.json").read_text())["stream"]["tracks"]
+    assert {"360p", "720p"} <= set(tracks)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        ["360p.mp4", "720p.mp4", "manifest.json", "master.m3u8", "stream.mpd", *tracks])
     assert checks.frame_count(tmp_path / "out" / "720p.mp4") == checks.frame_count(clip("h264_720p"))
     size = int(proc.stdout.splitlines()[-1].split()[0])
     assert size == (tmp_path / "out" / "720p.mp4").stat().st_size

@@ -61,6 +61,8 @@ def test_non_empty_output_needs_overwrite_which_removes_stale_outputs(clip, tmp_
     out = tmp_path / "out"
     out.mkdir()
     (out / "1080p.mp4").write_bytes(b"old rendition")
+    (out / "1080p").mkdir()
+    (out / "1080p" / "s0000.m4s").write_bytes(b"old segment")
     (out / "manifest.json").write_text('{"old": true}')
     (out / "notes.txt").write_text("mine")
     proc = segenc_cli("encode", clip("h264_mp4"), "-o", out, "--ladder", "240p", *FAST)
@@ -68,8 +70,12 @@ def test_non_empty_output_needs_overwrite_which_removes_stale_outputs(clip, tmp_
     assert (out / "1080p.mp4").read_bytes() == b"old rendition"
     proc = segenc_cli("encode", clip("h264_mp4"), "-o", out, "--ladder", "240p", "-y", *FAST)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["240p.mp4", "manifest.json", "notes.txt"]
-    assert [r["path"] for r in json.loads((out / "manifest.json").read_text())["renditions"]] == ["240p.mp4"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    tracks = sorted(manifest["stream"]["tracks"])  # the new stream's folders: 240p (and its audio)
+    assert "240p" in tracks and "1080p" not in tracks
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["240p.mp4", "manifest.json", "master.m3u8", "notes.txt", "stream.mpd", *tracks])
+    assert [r["path"] for r in manifest["renditions"]] == ["240p.mp4"]
     assert checks.frame_count(out / "240p.mp4") == 60
 
 
