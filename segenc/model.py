@@ -298,11 +298,17 @@ class Plan(_Json):
 
     def schedule(self) -> tuple[tuple[ChunkSpec, ...], ...]:
         """The tasks in the order runners dispatch them: first those that make the stream playable
-        (segment 0 of every rung and the audio track: the master playlist needs them all), then
-        the rest; each part most expensive first. Longest-first alone would put the cheap audio task, and often
+        (segment 0 of every rung and the audio track, or just its head when the plan has one: the
+        master playlist needs them all; the head first), then the rest; each part most expensive
+        first. Longest-first alone would put the cheap audio task, and often
         segment 0, at the end of the job."""
         groups = self.groups()  # most expensive first, so the first ones stay in that order
-        first = [g for g in groups if g[0].kind == "audio" or any(c.segment == 0 for c in g)]
+        first = [g for g in groups if g[0].kind == "video" and any(c.segment == 0 for c in g)]
+        head = [g for g in groups if self.audio_head and g[0].chunk_id == self.audio_head.chunk_id]
+        if head:  # the audio head (tiny) goes first; the whole track is then no longer urgent
+            first = head + first
+        else:
+            first = [g for g in groups if g in first or g[0].kind == "audio"]
         return tuple(first) + tuple(g for g in groups if g not in first)
 
     def task(self, task_id: str) -> "Task":
