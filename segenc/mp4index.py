@@ -20,7 +20,7 @@ from pathlib import Path
 
 CONTAINERS = ("mov", "mp4")  # in libavformat's "mov,mp4,m4a,3gp,3g2,mj2"
 _CONTAINERS_BOXES = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts"}
-MAX_TABLE_BOX = 256 * 1024 * 1024  # a sample table larger than this is not read
+MAX_TABLE_BOX = 32 * 1024 * 1024  # a sample table larger than this is not read (4 h at 120 fps: 14 MB)
 
 
 def _boxes(f, start: int, end: int):
@@ -110,8 +110,8 @@ def _video_tables(path: Path, track: int) -> dict | None:
 def _expand(runs: list[tuple[int, int]], n: int) -> list[int] | None:
     out: list[int] = []
     for count, value in runs:
-        out.extend([value] * count)
-        if len(out) > n:
+        out.extend([value] * min(count, n - len(out)))  # a lying count never allocates more than n
+        if len(out) >= n:
             break
     return out[:n] if len(out) >= n else None
 
