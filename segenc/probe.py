@@ -9,11 +9,13 @@ is real and to read its rotation.
 from __future__ import annotations
 
 import os
+import struct
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
+from . import mp4index
 from .errors import CorruptInputError, LimitExceededError, NotAVideoError, UnsupportedInputError
 from .model import MediaInfo
 from .settings import INPUT_FORMATS, Limits
@@ -57,12 +59,14 @@ def open_input(path: str | os.PathLike, formats: tuple[str, ...] = INPUT_FORMATS
     return container
 
 
-def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
-    """What segenc sees in a media file (reads the container and every video packet, decodes nothing).
+def probe(path: str | os.PathLike, limits: Limits | None = None, index: bool = True) -> MediaInfo:
+    """What segenc sees in a media file (decodes nothing).
 
     Args:
         path: the file.
         limits: resolution, fps, duration and stream limits (``Limits()`` if None).
+        index: take the frame times from an MP4/MOV sample table when it has one (no packet is
+            read: segenc.mp4index); otherwise, and always for other containers, scan every packet.
 
     Returns:
         MediaInfo: codec, size, fps, duration, frame count, keyframes, colour, audio and subtitle tracks.
@@ -88,7 +92,7 @@ def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
             raise CorruptInputError(f"{name}: the video stream has no valid dimensions")
         _check_size(name, w, h, limits)
         aud = c.streams.audio[0] if c.streams.audio else None
-        pts, keys, dur_last = _scan_packets(c, vs, aud, name, limits)
+        pts, keys, dur_last = _frame_times(path, c, vs, aud, name, limits, index)
         if not pts:
             raise CorruptInputError(f"{name}: the video stream holds no frames (truncated file?)")
         first_frame = _first_frame(path, vs.index, name)
@@ -194,6 +198,20 @@ def _check_size(name: str, w: int, h: int, limits: Limits) -> None:
         raise LimitExceededError(
             f"{name}: {w}x{h} is over the resolution limit of {limits.max_width}x{limits.max_height}"
         )
+
+
+def _frame_times(path: Path, c, vs, aud, name: str, limits: Limits, index: bool):
+    """From the container's index when it has a trustworthy one, else by scanning the packets."""
+    if index and any(n in c.format.name.split(",") for n in mp4index.CONTAINERS):
+        try:
+            found = mp4index.frame_times(path, vs)
+        except (OSError, ValueError, struct.error):
+            found = None
+        if found is not None:
+            if len(found[0]) > limits.max_frames:
+                raise LimitExceededError(f"{name}: more than {limits.max_frames} frames, over the limit")
+            return found
+    return _scan_packets(c, vs, aud, name, limits)
 
 
 def _scan_packets(c, vs, aud, name: str, limits: Limits):

@@ -50,3 +50,15 @@ def test_amqp_app_keeps_state_in_redis_with_heartbeat_and_inverted_priorities():
 def test_unknown_broker_scheme_is_named():
     with pytest.raises(BrokerURLError, match="unsupported broker"):
         make_app("kafka://h:9092")
+
+
+def test_an_amqp_broker_without_a_state_redis_is_refused_with_the_fix(tmp_path, capsys):
+    from segenc.cli import main as segenc_main
+    from service.cli import main as service_main
+
+    assert service_main(["--worker-name", "w", "--tmp-dir", str(tmp_path / "w"),
+                         "--broker-url", "amqp://guest:guest@127.0.0.1:1//"]) == 2
+    assert "--state-url" in capsys.readouterr().err
+    assert segenc_main(["encode", "in.mp4", "-o", str(tmp_path / "o"), "--broker", "amqp://g:g@127.0.0.1:1//",
+                        "--storage", str(tmp_path / "s")]) == 2
+    assert "--state-url" in capsys.readouterr().err
