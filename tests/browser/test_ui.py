@@ -68,20 +68,21 @@ PLAYER_STATE_JS = """(v) => ({t: v.currentTime, rs: v.readyState, paused: v.paus
   q: v.dataset.quality, w: v.videoWidth, h: v.videoHeight, d: v.duration})"""
 
 
-def player_state(page: Page) -> dict:
-    return page.locator("video.player").evaluate(PLAYER_STATE_JS)
+def player_state(scope) -> dict:
+    """The MP4 player's state inside ``scope`` (the job's card: other jobs' cards have players too)."""
+    return scope.locator("video.player").evaluate(PLAYER_STATE_JS)
 
 
-def wait_playing_past(page: Page, seconds: float, timeout: float = 15) -> dict:
+def wait_playing_past(scope, seconds: float, timeout: float = 15) -> dict:
     """Poll until the player's currentTime passes ``seconds``; fail on a media error."""
     deadline = time.monotonic() + timeout
     while True:
-        st = player_state(page)
+        st = player_state(scope)
         assert st["err"] is None, st
         if st["t"] > seconds and st["rs"] >= 2:
             return st
         assert time.monotonic() < deadline, f"the player did not reach {seconds}s: {st}"
-        page.wait_for_timeout(100)
+        time.sleep(0.1)
 
 
 def toast_errors(page: Page) -> list[str]:
@@ -159,23 +160,23 @@ def test_drop_encode_play_and_switch_quality(ui, hd_clip, output_dir):
     assert page.evaluate("""() => document.createElement('video').canPlayType('video/mp4; codecs="avc1.640028"')"""), \
         "this Chromium cannot play H.264"
     video.evaluate("v => { v.muted = true; return v.play(); }")
-    st = wait_playing_past(page, 0.3)
+    st = wait_playing_past(card, 0.3)
     assert st["rs"] >= 2 and not st["paused"] and st["q"] == "480p", st
     assert st["src"].endswith(f"/api/video/{job_id}/480p"), st
     assert (st["w"], st["h"]) == (854, 480), st
     assert 4.8 < st["d"] < 5.3, st
-    st = wait_playing_past(page, 1.0)
+    st = wait_playing_past(card, 1.0)
 
     # Switch to 720p while playing: new source, position kept, still playing.
-    t_before = player_state(page)["t"]
+    t_before = player_state(card)["t"]
     card.locator('button.quality-btn[data-quality="720p"]').click()
     page.wait_for_function(
         "v => v.dataset.quality === '720p' && v.videoWidth === 1280 && v.readyState >= 2 && !v.paused",
         arg=video.element_handle(), timeout=15_000, polling=50)
-    st = player_state(page)
+    st = player_state(card)
     assert st["src"].endswith(f"/api/video/{job_id}/720p") and st["err"] is None, st
     assert st["t"] >= t_before - 0.25, (t_before, st)  # resumed where it was, not from the start
-    st2 = wait_playing_past(page, st["t"] + 0.3)
+    st2 = wait_playing_past(card, st["t"] + 0.3)
     assert st2["t"] < 5.3 and (st2["w"], st2["h"]) == (1280, 720), st2
     assert buttons.evaluate_all("els => els.map(e => [e.dataset.quality, e.getAttribute('aria-pressed')])") == \
         [["480p", "false"], ["720p", "true"]]

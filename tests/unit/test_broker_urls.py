@@ -59,6 +59,7 @@ def test_an_amqp_broker_without_a_state_redis_is_refused_with_the_fix(tmp_path, 
     assert service_main(["--worker-name", "w", "--tmp-dir", str(tmp_path / "w"),
                          "--broker-url", "amqp://guest:guest@127.0.0.1:1//"]) == 2
     assert "--state-url" in capsys.readouterr().err
-    assert segenc_main(["encode", "in.mp4", "-o", str(tmp_path / "o"), "--broker", "amqp://g:g@127.0.0.1:1//",
+    (tmp_path / "in.mp4").write_bytes(b"\0" * 64)  # exists: the broker URL is what is refused
+    assert segenc_main(["encode", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o"), "--broker", "amqp://g:g@127.0.0.1:1//",
                         "--storage", str(tmp_path / "s")]) == 2
     assert "--state-url" in capsys.readouterr().err
