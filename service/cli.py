@@ -213,6 +213,23 @@ def _port_free(host: str, port: int) -> bool:
     return not port_in_use(host, port)
 
 
+def _wait_serving(host: str, port: int, web: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Until the web server accepts connections, so the URL printed as "up" answers at once.
+
+    Returns early if the web server exits: the supervisor then reports why.
+    """
+    import socket
+
+    target = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    deadline = time.monotonic() + timeout
+    while web.poll() is None and time.monotonic() < deadline:
+        try:
+            socket.create_connection((target, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -280,6 +297,7 @@ def run_main(args, tmp: Path) -> int:
         here = Path(__file__).resolve().parent.parent
         for cmd in commands:
             procs.append(_spawn(cmd, env, here))
+        _wait_serving(args.host, args.port, procs[1])
         print(f"segenc is up: {web_url}  (storage {tmp}, Ctrl-C stops everything)", flush=True)
         from .retention import Policy
 

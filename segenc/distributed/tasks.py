@@ -195,6 +195,7 @@ def finish_task(self, results: list[list[dict]], workdir: str, out: str) -> dict
     root, state = _root(self.app), state_of(self.app)
     job_id = workdir.rsplit("/", 1)[-1]
     if (done := state.done(job_id, FINISH)) is not None:
+        shutil.rmtree(resolve(root, workdir), ignore_errors=True)  # a copy killed between marker and cleanup
         return done
     if state.stage(job_id) in STOPPED:
         raise JobCancelled(f"job {job_id} is {state.stage(job_id)}; not concatenating")
@@ -204,6 +205,8 @@ def finish_task(self, results: list[list[dict]], workdir: str, out: str) -> dict
     with lease:
         d = _finish(state, root, results, workdir, out)
         _until_up(state.mark_done, job_id, FINISH, d)
+    # Only now: a copy killed before the done marker is redelivered and needs the plan and chunks.
+    shutil.rmtree(resolve(root, workdir), ignore_errors=True)
     state.apply(ProgressEvent(job_id, "stage", stage=Stage.DONE))
     return d
 
@@ -218,9 +221,8 @@ def _finish(state: JobState, root: Path, results: list[list[dict]], workdir: str
         message = str(full) if full else str(exc) if isinstance(exc, SegencError) else f"stitching failed: {exc!r}"
         state.apply(ProgressEvent(plan.job_id, "stage", stage=Stage.FAILED, message=message))
         _remove_job_files(root, plan.job_id, everything=full is not None)
-        raise
-    finally:
         shutil.rmtree(resolve(root, workdir), ignore_errors=True)
+        raise
     state.set(plan.job_id, outputs=[r.to_dict() for r in res.renditions], timings=res.timings)
     d = res.to_dict()
     d["out_dir"], d["manifest"] = out, layout.manifest(out)
