@@ -15,8 +15,8 @@ the tasks it stores for W workers (``Plan.groups()``), each task's time predicte
 
 Task time = a + b x cost, least squares over the measured tasks, where ``cost`` is the
 planner's own estimate (``ChunkSpec.cost`` summed by ``segenc.model.task_cost``: output
-pixel-frames + a share of the decoded source pixel-frames) and ``a`` is the fixed per-task overhead (decoder/encoder start-up, lookahead warm-up). The audio task is
-modelled separately (seconds per source second).
+pixel-frames + a share of the decoded source pixel-frames) and ``a`` is the fixed per-task overhead (decoder/encoder start-up, lookahead warm-up). Audio tasks
+(runs of audio parts) are modelled separately: seconds per second of audio, plus one lead-in each.
 
 Assumptions: shared storage, identical single-core workers (one single-threaded encoder process
 per core), no network transfer cost. See the README section for how to read the output.
@@ -35,6 +35,8 @@ import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+from segenc.plan import AUDIO_LEAD_SECONDS
 
 from .registry import register
 from .report import RESULTS_DIR, fmt, md_table, text_table, write_results
@@ -161,7 +163,9 @@ def _same_input(a: dict[str, Any], b: dict[str, Any]) -> bool:
     if (ma.get("cpu_model"), ma.get("cores")) != (mb_.get("cpu_model"), mb_.get("cores")):
         return False
     aa, ab = a.get("args", {}), b.get("args", {})
-    return all(aa.get(k) == ab.get(k) for k in ("preset", "crf", "granularity"))
+    # The same encoder too: the fit is x264's (the codec figures' HEVC and AV1 runs cost otherwise).
+    return all(aa.get(k) == ab.get(k) for k in ("preset", "crf", "granularity")) and \
+        (aa.get("codec") or "h264") == (ab.get("codec") or "h264")
 
 
 def find_companions(primary: Path, data: dict[str, Any]) -> list[Path]:
@@ -295,6 +299,11 @@ def collect_tasks(paths: list[Path], problems: list[str]) -> tuple[list[dict[str
                                 f"{run['extra'].get('segments')}; costs may not match")
             specs = {c.chunk_id: c for c in p.specs()}
             for t in tasks:
+                if t["chunks"] == ["audio"] and p.audio_parts:  # recorded before the audio went in parts
+                    seconds = sum(c.duration for c in p.audio_parts)
+                    audio.append({"file": path.name, "run": i, "chunks": t["chunks"], "seconds": t["seconds"],
+                                  "cost": 0.0, "duration": seconds, "label": "audio (whole track)"})
+                    continue
                 chunks = [specs.get(cid) for cid in t["chunks"]]
                 if any(c is None for c in chunks):
                     problems.append(f"{path.name} run {i}: chunk(s) {t['chunks']} not in the re-plan; task skipped")
@@ -477,8 +486,8 @@ def predict(cal: dict[str, Any], info, ladder, chunk: str | float, workers: int,
     from segenc.model import task_cost, task_id
 
     for g in tasks:
-        if g[0].kind == "audio":
-            times.append(cal["audio_rate"] * g[0].duration)
+        if g[0].kind == "audio":  # a run of audio parts: their seconds, and one lead-in
+            times.append(cal["audio_rate"] * (sum(c.duration for c in g) + AUDIO_LEAD_SECONDS))
         else:
             times.append(a + b * task_cost(g))
         names.append(task_id(g))
@@ -631,7 +640,7 @@ def run(args: argparse.Namespace) -> int:
     chunks: list[str | float] = [c.strip() if c.strip() == "auto" else float(c) for c in args.chunks.split(",")]
 
     # The same source without its audio track: what the video tasks alone would scale to (the
-    # audio track is one task, so on many workers it is the longest one).
+    # audio parts add to it).
     info_v = synthetic_info(seconds, width, height, fps, gop, bytes_per_second=inp["bytes_per_second"] * scale,
                             has_audio=False)
     rows = []
@@ -734,8 +743,8 @@ def run(args: argparse.Namespace) -> int:
           "plan + split + first dispatch + chord delay + concat) / wall; busy = task-seconds / (workers x encode "
           "window); longest task = the longest single task's modelled seconds.", "",
           md_table(headers, table_rows()), "",
-          "The same source without an audio track: the video tasks alone (the audio track is one task of its own, "
-          "so on many workers it can be the longest).", "",
+          "The same source without an audio track: the video tasks alone (what the audio parts add, "
+          "beside the video).", "",
           md_table(headers, table_rows(video_only=True)), "",
           "## Validation", "",
           "The model applied to each calibrating result itself (its input, its pool size, its segment length, the "

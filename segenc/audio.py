@@ -1,16 +1,38 @@
-"""audio: the source's audio tracks -> one AAC stream each, for the whole file, in one MP4.
+"""audio: the source's audio tracks -> AAC, in parts on the AAC frame grid, encoded in parallel.
 
-Encoded once and muxed at concat: per-chunk AAC would add priming samples at every seam and
-drift. Runs as one more task of the chord header, in parallel with the video chunks. Each track is
-aligned to the first video frame: audio before it is trimmed, a late start is padded with silence;
-its language and title are kept.
+There is one part per video segment. Part ``i`` holds the packets whose first sample lies in
+``[P_i, P_i+1)``, where ``P_i = edge(rate, b_i)`` is the first AAC frame (1024 samples) at or after
+the start ``b_i`` of segment ``i`` (seconds from the first video frame). These are exactly the
+packets of the stream's audio segment ``i`` (segenc.stream). Part 0 also holds the encoder's
+priming packet (at -1024 samples), and the last part runs to the end of the track.
+
+A task encodes a run of consecutive parts in one pass per track. It starts LEAD_IN frames
+before its first part, so the encoder state at the join is the one a one-stream encode has there.
+It stops LEAD_OUT frames past its last part, so the packets it keeps are never the ones flushed
+early. Only its own parts' packets are kept. ``join`` chains the parts into the file the MP4
+downloads mux. Naive concatenation of separate encodes would add 1024 priming samples at every
+join, and the track would drift. Per join, the decoded parts match a one-stream encode of the same
+track: the same packet timing and length to the sample, identical samples for a steady tone, and
+on harsh signals no step at any join (the two encoders' rate control settles a little
+differently, both valid codings). ``tests/media/test_media_audio_parts.py`` checks all of this.
+
+Each track is aligned to the first video frame: audio before it is trimmed, and a late start is
+padded with silence. Its language and title are kept. Sample positions come from the source's
+timestamps, snapped to the track's own frame grid. The Matroska copy made by the split keeps
+milliseconds, so a 1024-sample frame at 48 kHz reads as 21 or 22 ms. Taking that jitter for gaps
+would pad or trim a few samples at every frame, and two parts would disagree about where a sample
+belongs. A real gap, wider than the jitter, is still filled with silence. Past such a gap, a part
+that starts later may be off by up to a millisecond at its join (the source's own rounding).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from contextlib import ExitStack, contextmanager
 from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
 
 import av
 import numpy as np
@@ -19,42 +41,163 @@ from .errors import CorruptInputError, storage_full
 from .model import ChunkResult, ChunkSpec
 from .progress import ProgressEvent, Reporter, local_worker, null_reporter
 from .split import audio_start_key
-from .storage import atomic_path, resolve
+from .storage import atomic_path, resolve, temp_name
 
 FRAME = 1024  # AAC frame size
 AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+LEAD_IN = 8   # frames encoded before a part and dropped (2 were enough on speech; 8 on a harsh signal)
+LEAD_OUT = 2  # frames encoded after a part and dropped (the encoder looks one frame ahead)
+SEEK_MARGIN = Fraction(1, 4)  # decoded before the lead-in after a seek (the first frames lack overlap)
 
 
-def encode_audio(spec: ChunkSpec, root: str | os.PathLike, report: Reporter = null_reporter,
-                 worker: str | None = None) -> ChunkResult:
-    t0 = time.perf_counter()
-    src, out = resolve(root, spec.source), resolve(root, spec.output)
+def output_rate(rate: int) -> int:
+    return rate if rate in AAC_RATES else 48000
+
+
+def edge(rate: int, at: Fraction | str) -> int:
+    """The first AAC frame starting at or after ``at`` seconds, in samples (a part's start)."""
+    return -(-round(Fraction(at) * rate) // FRAME) * FRAME
+
+
+def encode_audio(specs: list[ChunkSpec], root: str | os.PathLike, report: Reporter = null_reporter,
+                 worker: str | None = None) -> list[ChunkResult]:
+    """Encode one task's audio parts (consecutive runs, each in one pass), each into its own file."""
+    specs = sorted(specs, key=lambda s: s.segment)
+    runs: list[list[ChunkSpec]] = []
+    for s in specs:
+        if runs and s.segment == runs[-1][-1].segment + 1:
+            runs[-1].append(s)
+        else:
+            runs.append([s])
     worker = worker or local_worker()
-    report(ProgressEvent(spec.job_id, "chunk_started", chunk_id=spec.chunk_id, worker=worker))
-    samples = 0
+    return [r for run in runs for r in _encode_run(run, root, report, worker)]
+
+
+def _encode_run(specs: list[ChunkSpec], root, report: Reporter, worker: str) -> list[ChunkResult]:
+    t0 = time.perf_counter()
+    src = resolve(root, specs[0].source)
+    for s in specs:
+        report(ProgressEvent(s.job_id, "chunk_started", chunk_id=s.chunk_id, worker=worker))
+    whole = temp_name(resolve(root, specs[0].output))
+    whole.parent.mkdir(parents=True, exist_ok=True)
+    results = []
     try:
-        with atomic_path(out) as tmp, av.open(str(tmp), "w", format="mp4") as oc:
+        with av.open(str(whole), "w", format="mp4") as oc:
             with _open(src) as ic:
-                tracks = len(ic.streams.audio)
                 tags = [dict(a.metadata) for a in ic.streams.audio]
             # Every track encoded once, one after another, each into its own stream of one file
             # (the muxer needs all streams before the first packet).
             plans = []
-            for k in range(tracks):
-                ic = _open(src)
-                plans.append((ic, _track_output(ic, k, oc, spec, tags[k])))
             try:
+                for k in range(len(tags)):
+                    ic = _open(src)
+                    plans.append((ic, _track_output(ic, k, oc, specs[0], tags[k])))
                 for k, (ic, (ost, rate, layout)) in enumerate(plans):
-                    n = _encode_track(ic, ic.streams.audio[k], k, ost, oc, rate, layout,
-                                      round(spec.end * rate) if spec.end else None)
-                    samples = samples or n
+                    first = edge(rate, specs[0].span[0])
+                    last = specs[-1].span[1]
+                    stop = edge(rate, last) + LEAD_OUT * FRAME if last else None
+                    _encode_track(ic, ic.streams.audio[k], k, ost, oc, rate, layout,
+                                  max(0, first - LEAD_IN * FRAME), stop)
             finally:
                 for ic, _ in plans:
                     ic.close()
+        seconds = (time.perf_counter() - t0) / len(specs)
+        with packets(whole) as tracks:
+            for ist, pkts in tracks:  # the encoder's first packet is its first frame's, 1024 earlier
+                _renumber(pkts, max(0, edge(ist.codec_context.sample_rate, specs[0].span[0]) - LEAD_IN * FRAME) - FRAME)
+            chosen = [[(ist, [p for p in pkts if _within(p, ist, s)]) for ist, pkts in tracks] for s in specs]
+            for s, mine in zip(specs, chosen):  # (chosen first: storing renumbers the packets)
+                out = resolve(root, s.output)
+                with atomic_path(out) as tmp:
+                    for ist, pkts in mine:  # stored from 0: an MP4 edit list would round the start to 1 ms
+                        _renumber(pkts, 0)
+                    _write(tmp, mine)
+                samples = sum(p.duration for p in mine[0][1]) if mine else 0
+                report(ProgressEvent(s.job_id, "chunk_done", chunk_id=s.chunk_id, frames=samples, worker=worker))
+                results.append(ChunkResult(s.chunk_id, s.output, samples, out.stat().st_size, seconds, worker))
     except av.FFmpegError as exc:
         raise storage_full(exc) or CorruptInputError(f"audio: the audio track cannot be decoded ({exc})") from exc
-    report(ProgressEvent(spec.job_id, "chunk_done", chunk_id=spec.chunk_id, frames=samples, worker=worker))
-    return ChunkResult(spec.chunk_id, spec.output, samples, out.stat().st_size, time.perf_counter() - t0, worker)
+    finally:
+        whole.unlink(missing_ok=True)
+    return results
+
+
+def _within(pkt, ist, spec: ChunkSpec) -> bool:
+    rate = ist.codec_context.sample_rate
+    pts = round(pkt.pts * pkt.time_base * rate)
+    return pts >= part_start(spec, rate) and (not spec.span[1] or pts < edge(rate, spec.span[1]))
+
+
+def part_start(spec: ChunkSpec, rate: int) -> int:
+    """The first sample of a part's first packet (part 0: the encoder's priming packet, -1024)."""
+    return edge(rate, spec.span[0]) if spec.segment > 0 else -FRAME
+
+
+def _renumber(pkts: list[av.Packet], first: int) -> None:
+    """Timestamps from ``first`` (samples) on, packet after packet by their durations."""
+    at = None
+    for p in pkts:
+        if at is None:
+            at = round(Fraction(first, p.stream.codec_context.sample_rate) / p.time_base)
+        p.pts = p.dts = at
+        at += p.duration
+
+
+@contextmanager
+def part_packets(spec: ChunkSpec, root: str | os.PathLike):
+    """Every track of an encoded part as (stream, packets) at their place in the track."""
+    with packets(resolve(root, spec.output)) as tracks:
+        for ist, pkts in tracks:
+            _renumber(pkts, part_start(spec, ist.codec_context.sample_rate))
+        yield tracks
+
+
+@contextmanager
+def packets(path: str | os.PathLike) -> Iterator[list[tuple[av.audio.stream.AudioStream, list[av.Packet]]]]:
+    """Every track of an audio file as (stream, packets, as stored), while the file is open."""
+    with av.open(str(path), "r", format="mp4", container_options={"protocol_whitelist": "file"}) as ic:
+        tracks = [(ist, []) for ist in ic.streams.audio]
+        index = {ist.index: pkts for ist, pkts in tracks}
+        for pkt in ic.demux(*ic.streams.audio):
+            if pkt.dts is not None and pkt.size:
+                index[pkt.stream.index].append(pkt)
+        yield tracks
+
+
+def _write(path: Path, tracks: list[tuple]) -> None:
+    """Packets (each list from one track, in order) into one MP4, a stream per track."""
+    with av.open(str(path), "w", format="mp4") as oc:
+        outs = []
+        for ist, _ in tracks:
+            o = oc.add_stream_from_template(ist, opaque=True)
+            o.time_base = Fraction(1, ist.codec_context.sample_rate)
+            o.metadata.update(tags(ist))
+            outs.append(o)
+        for o, (_, pkts) in zip(outs, tracks):
+            for p in pkts:
+                p.stream = o
+                oc.mux(p)
+
+
+def tags(ist) -> dict[str, str]:
+    """A track's language and title (MP4 reads a track's title back as "name")."""
+    found = {"language": ist.metadata.get("language"), "title": ist.metadata.get("title") or ist.metadata.get("name")}
+    return {k: v for k, v in found.items() if v}
+
+
+def join(parts: list[ChunkSpec], root: str | os.PathLike, out: Path) -> None:
+    """The parts (in order) as one file, every track one AAC stream."""
+    with atomic_path(out) as tmp, _all_open(parts, root) as opened:
+        tracks = []
+        for k, (ist, _) in enumerate(opened[0]):
+            tracks.append((ist, [p for part in opened for p in part[k][1]]))
+        _write(tmp, tracks)
+
+
+@contextmanager
+def _all_open(parts: list[ChunkSpec], root):
+    with ExitStack() as stack:
+        yield [stack.enter_context(part_packets(p, root)) for p in parts]
 
 
 def _open(src):
@@ -63,8 +206,7 @@ def _open(src):
 
 def _track_output(ic, k: int, oc, spec: ChunkSpec, tags: dict):
     ist = ic.streams.audio[k]
-    rate = ist.codec_context.sample_rate
-    rate = rate if rate in AAC_RATES else 48000
+    rate = output_rate(ist.codec_context.sample_rate)
     layout = "mono" if ist.codec_context.channels == 1 else "stereo"
     ost = oc.add_stream("aac", rate=rate, layout=layout)
     ost.bit_rate = spec.settings.audio_bitrate
@@ -74,57 +216,84 @@ def _track_output(ic, k: int, oc, spec: ChunkSpec, tags: dict):
     return ost, rate, layout
 
 
-def _encode_track(ic, ist, k: int, ost, oc, rate: int, layout: str, limit: int | None = None) -> int:
-    """Encode one track, aligned to the first video frame; returns the samples written.
-    ``limit``: stop after that many samples (the audio head)."""
+def _encode_track(ic, ist, k: int, ost, oc, rate: int, layout: str, begin: int, stop: int | None) -> int:
+    """Encode samples ``[begin, stop)`` of one track (``stop`` None: to its end), positions counted
+    from the first video frame; returns the samples written."""
     resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
     fifo = av.AudioFifo()
-    position = 0  # samples written, relative to the first video frame
-    # The Matroska muxer may have shifted timestamps; the tag says where the audio began.
-    first_at = Fraction(ic.metadata.get(audio_start_key(k), "0"))
-    first: list[Fraction] = []
-    for frame in _frames(ist, ic, first):
-        shift = first[0] - first_at
+    first_at = Fraction(ic.metadata.get(audio_start_key(k), "0"))  # where the track began
+    origin = _first_time(ic, ist)
+    if origin is None:
+        return 0
+    # Source time t is output sample (t - shift) * rate; the split's tag says where the audio began
+    # (the Matroska muxer may have shifted timestamps).
+    shift = origin - first_at
+    base = round(first_at * rate)  # the track's first sample: its frames lie on a grid from here
+    seek = Fraction(begin, rate) + shift - SEEK_MARGIN
+    if seek > origin:
+        ic.seek(int(seek / ist.time_base), stream=ist, backward=True)
+    else:
+        ic.seek(0, stream=ist, backward=True)
+    tolerance = rate // 1000 + 2  # millisecond timestamps: up to 0.5 ms off each
+    position, cursor = begin, None  # next sample to write; where the next frame should start
+    for frame in _frames(ist, ic):
+        same_rate = frame.sample_rate == rate
         for rf in resampler.resample(frame):
-            start = round((rf.pts * rf.time_base - shift) * rate) if rf.pts is not None else position
+            n = rf.samples
+            start = round((rf.pts * rf.time_base - shift) * rate) if rf.pts is not None else cursor
+            if start is None:
+                continue
+            if cursor is not None and abs(start - cursor) <= tolerance:
+                start = cursor  # timestamp jitter, not a gap
+            elif cursor is None and same_rate and n:
+                snapped = base + round(Fraction(start - base, n)) * n
+                start = snapped if abs(snapped - start) <= tolerance else start
+            cursor = start + n
             data = rf.to_ndarray()
             if start > position:  # a gap (or late start): fill with silence
                 data = np.concatenate([np.zeros((data.shape[0], start - position), data.dtype), data], axis=1)
-            elif start < position:  # overlap (or audio before the video): trim
+            elif start < position:  # overlap (or before the range): trim
                 data = data[:, position - start:]
-            if limit is not None:
-                data = data[:, :max(0, limit - position)]
+            if stop is not None:
+                data = data[:, :max(0, stop - position)]
             if data.shape[1] == 0:
-                if limit is not None and position >= limit:
-                    break
                 continue
             nf = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="fltp", layout=layout)
             nf.sample_rate = rate
-            nf.pts, nf.time_base = position, Fraction(1, rate)
+            nf.pts = None  # the FIFO counts from 0: _drain stamps what it reads
             position += data.shape[1]
             fifo.write(nf)
-            _drain(fifo, ost, oc, rate, FRAME)
-        if limit is not None and position >= limit:
-            break  # the head has what it needs: stop decoding
-    _drain(fifo, ost, oc, rate, 1)
+            _drain(fifo, ost, oc, FRAME, begin, rate)
+        if stop is not None and position >= stop:
+            break  # the run has what it needs: stop decoding
+    _drain(fifo, ost, oc, 1, begin, rate)
     for p in ost.encode(None):
         oc.mux(p)
-    return position
+    return position - begin
 
 
-def _frames(ist, ic, first: list):
-    """Decoded frames; ``first`` receives the time of the first packet (the stream's origin)."""
+def _first_time(ic, ist) -> Fraction | None:
+    """The time of the track's first packet (its origin)."""
     for pkt in ic.demux(ist):
-        if pkt.pts is not None and not first:
-            first.append(pkt.pts * pkt.time_base)
+        if pkt.pts is not None:
+            return pkt.pts * pkt.time_base
+    return None
+
+
+def _frames(ist, ic):
+    for pkt in ic.demux(ist):
         try:
             yield from ist.decode(pkt)
         except av.InvalidDataError:
-            continue  # one damaged audio packet: the resampler pads the gap with silence
+            continue  # one damaged audio packet: the gap is padded with silence
 
 
-def _drain(fifo: av.AudioFifo, ost, oc, rate: int, minimum: int) -> None:
+def _drain(fifo: av.AudioFifo, ost, oc, minimum: int, begin: int, rate: int) -> None:
+    """Encode the FIFO's whole frames (``minimum`` 1: and the last partial one); ``begin`` is
+    where its first sample lies."""
     while fifo.samples >= minimum:
+        at = begin + fifo.samples_read
         f = fifo.read(min(FRAME, fifo.samples))
+        f.pts, f.time_base = at, Fraction(1, rate)
         for p in ost.encode(f):
             oc.mux(p)

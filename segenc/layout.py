@@ -12,8 +12,8 @@ All paths are relative to a storage root (a worker's ``--tmp-dir``, or a private
     work/<job>/audio-source.mka          the source's audio tracks, remuxed
     work/<job>/subtitles.mp4             the source's mov_text subtitle tracks, remuxed
     work/<job>/chunks/<rung>/s0000.m4s   one segment encoded to one rendition (init + one fragment)
-    work/<job>/audio.m4a                 the encoded audio track
-    work/<job>/audio-head.m4a            its first seconds encoded alone (jobs with a lead segment)
+    work/<job>/audio/s0000.m4a           the audio (every track) of one segment's span, encoded
+    work/<job>/audio.m4a                 the parts joined, for the MP4 downloads
     encoded/<job>/<rung>.mp4             a finished rendition
     encoded/<job>/manifest.json          written last: its presence means the ladder is complete
     encoded/<job>/master.m3u8            the HLS master playlist (appears once every track has a segment)
@@ -84,14 +84,9 @@ def audio_output(workdir: str) -> str:
     return f"{workdir}/audio.m4a"
 
 
-def audio_head(workdir: str) -> str:
-    """The audio's first seconds encoded on their own (the stream's audio segment 0, early)."""
-    return f"{workdir}/audio-head.m4a"
-
-
-def audio_cut_marker(workdir: str, track: int) -> str:
-    """Present once audio track ``track`` has been cut into all its stream segments."""
-    return f"{workdir}/stream-audio{track}.done"
+def audio_part(workdir: str, index: int) -> str:
+    """The encoded audio of segment ``index``'s span (segenc.audio)."""
+    return f"{workdir}/audio/s{index:04d}.m4a"
 
 
 def upload_dir(job_id: str) -> str:
@@ -203,7 +198,7 @@ def _pattern(*paths: str) -> re.Pattern:
 
 FETCHABLE = _pattern(segment(work_dir("<job>"), 0), audio_source(work_dir("<job>")))
 STORABLE = _pattern(*(chunk(work_dir("<job>"), "<rung>", 0, ext) for ext in ("m4s", "ts", "nut")),
-                    audio_output(work_dir("<job>")), audio_head(work_dir("<job>")))
+                    audio_part(work_dir("<job>"), 0))
 
 
 def fetchable(rel: str) -> bool:

@@ -204,7 +204,7 @@ class Segment(_Json):
 
 @dataclass(frozen=True)
 class ChunkSpec(_Json):
-    """One task of the chord header: a segment x rendition encode, or the audio track."""
+    """One chunk of the chord header: a segment x rendition encode, or a part of the audio."""
 
     job_id: str
     chunk_id: str
@@ -223,7 +223,9 @@ class ChunkSpec(_Json):
     preroll: int = 0
     decode_cost: float = 0.0  # the part of ``cost`` spent decoding the segment (shared within a task)
     frame_rate: str = ""      # the source's average rate, told to every chunk's encoder alike
-    end: float = 0.0          # audio: stop after this many seconds of it (0: the whole track)
+    # audio: the part's span, seconds from the first video frame as exact fractions (its segment's
+    # start and the next one's; "" for the last: to the track's end). See segenc.audio.
+    span: tuple[str, str] = ()
 
     _nested = {"settings": Settings, "rendition": Rendition}
 
@@ -246,8 +248,11 @@ def makespan(costs: list[float], workers: int) -> float:
 
 
 def task_id(group: tuple[ChunkSpec, ...] | list[ChunkSpec]) -> str:
-    """A task's name: its chunk id, or its segment's (``s0003``) when it encodes several renditions."""
-    return group[0].chunk_id if len(group) == 1 else f"s{group[0].segment:04d}"
+    """A task's name: its chunk id; its segment's (``s0003``) when it encodes several renditions;
+    its first audio part's and how many (``a0003+12``) when it encodes a run of them."""
+    if len(group) == 1:
+        return group[0].chunk_id
+    return f"{group[0].chunk_id}+{len(group)}" if group[0].kind == "audio" else f"s{group[0].segment:04d}"
 
 
 @dataclass(frozen=True)
@@ -280,16 +285,16 @@ class Plan(_Json):
     renditions: tuple[Rendition, ...]
     segments: tuple[Segment, ...]
     chunks: tuple[ChunkSpec, ...]
-    audio: ChunkSpec | None  # one task encodes every audio track (each once) into one file
     workdir: str
     audio_source: str | None
     tasks: tuple[Task, ...] = ()  # what the runner sends: decided once, here (see plan.group_tasks)
     workers: int | None = None  # the encoder processes the tasks were balanced for
     subtitles_source: str | None = None  # the source's mov_text tracks, copied by split
-    audio_head: ChunkSpec | None = None  # the audio's first seconds alone (with a lead segment)
+    # The audio in parts, one per segment (each part holds every track); see segenc.audio.
+    audio_parts: tuple[ChunkSpec, ...] = ()
 
     _nested = {"info": MediaInfo, "settings": Settings, "renditions": Rendition, "segments": Segment,
-               "chunks": ChunkSpec, "audio": ChunkSpec, "tasks": Task, "audio_head": ChunkSpec}
+               "chunks": ChunkSpec, "tasks": Task, "audio_parts": ChunkSpec}
 
     def groups(self) -> tuple[tuple[ChunkSpec, ...], ...]:
         """The chord header as chunk specs: the planned ``tasks``, most expensive first."""
@@ -298,17 +303,12 @@ class Plan(_Json):
 
     def schedule(self) -> tuple[tuple[ChunkSpec, ...], ...]:
         """The tasks in the order runners dispatch them: first those that make the stream playable
-        (segment 0 of every rung and the audio track, or just its head when the plan has one: the
-        master playlist needs them all; the head first), then the rest; each part most expensive
-        first. Longest-first alone would put the cheap audio task, and often
-        segment 0, at the end of the job."""
+        (the audio's part 0, tiny, then segment 0 of every rung: the master playlist needs them
+        all), then the rest, most expensive first. Longest-first alone would put the cheap audio
+        parts, and often segment 0, at the end of the job."""
         groups = self.groups()  # most expensive first, so the first ones stay in that order
-        first = [g for g in groups if g[0].kind == "video" and any(c.segment == 0 for c in g)]
-        head = [g for g in groups if self.audio_head and g[0].chunk_id == self.audio_head.chunk_id]
-        if head:  # the audio head (tiny) goes first; the whole track is then no longer urgent
-            first = head + first
-        else:
-            first = [g for g in groups if g in first or g[0].kind == "audio"]
+        head = [g for g in groups if g[0].kind == "audio" and any(c.segment == 0 for c in g)]
+        first = head + [g for g in groups if g[0].kind == "video" and any(c.segment == 0 for c in g)]
         return tuple(first) + tuple(g for g in groups if g not in first)
 
     def task(self, task_id: str) -> "Task":
@@ -319,7 +319,7 @@ class Plan(_Json):
 
     def specs(self) -> tuple[ChunkSpec, ...]:
         """Every chunk spec, audio included."""
-        return tuple(self.chunks) + tuple(a for a in (self.audio, self.audio_head) if a)
+        return tuple(self.chunks) + tuple(self.audio_parts)
 
     def chunks_of(self, rendition: str) -> list[ChunkSpec]:
         return sorted((c for c in self.chunks if c.rendition and c.rendition.name == rendition), key=lambda c: c.segment)

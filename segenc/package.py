@@ -48,7 +48,7 @@ def package(plan: Plan, out_dir: Path, facts: dict[str, dict], staged: dict[str,
     doc["job_id"] = plan.job_id
     st = plan.settings
     doc["settings"] = {"preset": st.preset, "crf": st.crf, "codec": st.codec, "gop": st.gop,
-                       "audio": st.audio and plan.audio is not None,
+                       "audio": st.audio and bool(plan.audio_parts),
                        "caps": {r.name: {"maxrate": r.maxrate, "bufsize": r.bufsize} for r in plan.renditions
                                 if r.maxrate}}
     _write(Path(result.manifest), doc)

@@ -19,12 +19,12 @@ from .settings import Settings
 # A keyframe within this share of the target length from the ideal cut is preferred over a
 # mid-GOP cut, which costs decoding from the previous keyframe.
 KEYFRAME_SLACK = 0.25
-# Audio task cost per second of audio, in the video tasks' units (output pixel-frames). Measured:
+# Audio cost per second of audio, in the video tasks' units (output pixel-frames). Measured:
 # 60 s of stereo AAC took 3.26 s, about 0.28 of a 10 s 1080p segment task (~1.15e9 units).
 AUDIO_COST_PER_SECOND = 5.4e6
-# The audio head (Plan.audio_head) encodes this much past the end of segment 0, so the packets
-# kept (those before it) are not the encoder's flushed last ones: about 9 AAC frames at 48 kHz.
-AUDIO_HEAD_LEAD_OUT = 0.2
+# What an audio task spends before its first part (the seek margin and lead-in decoded and
+# encoded, see segenc.audio), in seconds of audio: shared by the parts of one task.
+AUDIO_LEAD_SECONDS = 0.45
 # Decoding a source pixel costs this share of encoding an output pixel (x264 veryfast). Measured on
 # one 10 s 1080p segment: three renditions from one decode 11.59 CPU-s, each decoding it 14.16.
 DECODE_COST = 0.2
@@ -207,50 +207,71 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
                 preroll=seg.first_frame - seg.key_frame,
                 frame_rate=info.frame_rate,
             ))
-    audio = None
-    if info.has_audio and settings.audio:
-        audio = ChunkSpec(
-            job_id=job_id, chunk_id="audio", kind="audio", source=layout.audio_source(workdir),
-            output=layout.audio_output(workdir), settings=settings, duration=info.duration,
-            cost=info.duration * AUDIO_COST_PER_SECOND * max(1, len(info.audio_languages)),
-        )
-    head = None
-    if audio and settings.lead_seconds and len(segments) > 1:
-        end = float(info.frame_pts[segments[1].first_frame] * info.tb) + AUDIO_HEAD_LEAD_OUT
-        head = ChunkSpec(
-            job_id=job_id, chunk_id="audio-head", kind="audio", source=audio.source,
-            output=layout.audio_head(workdir), settings=settings, duration=end, end=end,
-            cost=end * AUDIO_COST_PER_SECOND * max(1, len(info.audio_languages)),
-        )
-    groups = group_tasks(chunks, audio, settings.granularity, workers, split_first=bool(settings.lead_seconds))
-    if head:
-        groups = sorted(groups + [(head,)], key=lambda g: -task_cost(g))
+    parts = audio_parts(info, settings, segments, job_id, workdir) if info.has_audio and settings.audio else []
+    groups = group_tasks(chunks, parts, settings.granularity, workers, split_first=bool(settings.lead_seconds))
     return Plan(
         job_id=job_id, info=info, settings=settings, renditions=rends, segments=tuple(segments),
-        chunks=tuple(chunks), audio=audio, workdir=workdir,
-        audio_source=audio.source if audio else None,
+        chunks=tuple(chunks), workdir=workdir,
+        audio_source=layout.audio_source(workdir) if parts else None,
         tasks=tuple(Task(task_id(g), tuple(c.chunk_id for c in g), task_cost(g)) for g in groups),
         workers=workers,
         subtitles_source=layout.subtitles_source(workdir) if info.subtitle_languages else None,
-        audio_head=head,
+        audio_parts=tuple(parts),
     )
 
 
-def group_tasks(chunks, audio: ChunkSpec | None, granularity: str,
+def audio_parts(info: MediaInfo, settings: Settings, segments, job_id: str, workdir: str) -> list[ChunkSpec]:
+    """The audio, one part per segment, each spanning its segment's time (see segenc.audio)."""
+    tb = info.tb
+    starts = [info.frame_pts[s.first_frame] * tb for s in segments]
+    ends = [str(t) for t in starts[1:]] + [""]
+    end_time = Fraction(info.duration).limit_denominator(1_000_000)
+    tracks = max(1, len(info.audio_languages))
+    parts = []
+    for i, (a, b) in enumerate(zip(starts, ends)):
+        seconds = float((Fraction(b) if b else end_time) - a)
+        parts.append(ChunkSpec(
+            job_id=job_id, chunk_id=f"a{i:04d}", kind="audio", source=layout.audio_source(workdir),
+            output=layout.audio_part(workdir, i), settings=settings, segment=i, span=(str(a), b),
+            duration=seconds, cost=(seconds + AUDIO_LEAD_SECONDS) * AUDIO_COST_PER_SECOND * tracks,
+            decode_cost=AUDIO_LEAD_SECONDS * AUDIO_COST_PER_SECOND * tracks,
+        ))
+    return parts
+
+
+def audio_runs(parts: list[ChunkSpec], video: list[tuple[ChunkSpec, ...]]) -> list[tuple[ChunkSpec, ...]]:
+    """The audio parts as tasks of consecutive parts: part 0 alone (the stream's first audio
+    segment, dispatched first), the rest in runs costing no more than the cheapest video task, so
+    the audio never makes the longest task and fills the gaps at the end (``_balance_tail`` splits
+    runs further where that shortens the schedule)."""
+    if not parts:
+        return []
+    budget = min((task_cost(g) for g in video), default=math.inf)
+    runs: list[list[ChunkSpec]] = [[parts[0]]]
+    for p in parts[1:]:
+        if len(runs) > 1 and task_cost(runs[-1] + [p]) <= budget:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    return [tuple(r) for r in runs]
+
+
+def group_tasks(chunks, parts: list[ChunkSpec], granularity: str,
                 workers: int | None = None, split_first: bool = False) -> list[tuple[ChunkSpec, ...]]:
     """The chord header: groups of chunks run as one task, most expensive first.
 
     With ``granularity="segment"`` a task decodes its segment once and encodes every rendition;
     with ``"rendition"`` each segment x rendition is its own task (finer, for many workers). Given
     ``workers``, tasks at the tail of the schedule are split per rendition where that shortens it
-    (see ``_balance_tail``). The audio track is always a task of its own. ``split_first`` (a lead
-    segment, with several workers): segment 0 is one task per rendition, so its renditions encode
-    in parallel and the stream can start sooner."""
+    (see ``_balance_tail``). The audio parts go in runs of their own (``audio_runs``).
+    ``split_first`` (a lead segment, with several workers): segment 0 is one task per rendition, so
+    its renditions encode in parallel and the stream can start sooner."""
     groups: dict[object, list[ChunkSpec]] = {}
     for c in chunks:
         alone = granularity != "segment" or (split_first and c.segment == 0 and (workers or 1) > 1)
         groups.setdefault(c.chunk_id if alone else c.segment, []).append(c)
-    tasks = [tuple(g) for g in groups.values()] + ([(audio,)] if audio else [])
+    video = [tuple(g) for g in groups.values()]
+    tasks = video + audio_runs(parts, video)
     if workers and workers > 1:
         tasks = _balance_tail(tasks, workers)
     return sorted(tasks, key=lambda g: -task_cost(g))

@@ -19,8 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from . import layout
-from .audio import encode_audio
+from . import audio, layout
 from .concat import concat
 from .errors import IntegrityError
 from .model import DEFAULT_LADDER, ChunkResult, ChunkSpec, EncodeResult, MediaInfo, Plan
@@ -86,15 +85,15 @@ def prepare(source: str | os.PathLike, root: str | os.PathLike, *, report: Repor
 
 def encode_chunks(specs, root: str | os.PathLike, report: Reporter = null_reporter,
                   worker: str | None = None) -> list[ChunkResult]:
-    """One chord-header task: a segment's renditions (decoded once), or the audio track."""
+    """One chord-header task: a segment's renditions (decoded once), or a run of audio parts."""
     specs = list(specs)
     if specs[0].kind == "audio":
-        return [encode_audio(s, root, report, worker) for s in specs]
+        return audio.encode_audio(specs, root, report, worker)
     return encode_video_chunks(specs, root, report, worker)
 
 
 def encode_chunk(spec: ChunkSpec, root: str | os.PathLike, report: Reporter = null_reporter) -> ChunkResult:
-    """Encode one chunk: a segment x rendition, or the audio track.
+    """Encode one chunk: a segment x rendition, or an audio part.
 
     Args:
         spec: one of ``plan.specs()``.
@@ -111,9 +110,17 @@ def encode_chunk(spec: ChunkSpec, root: str | os.PathLike, report: Reporter = nu
 
 
 def concat_rendition(plan: Plan, name: str, root: str | os.PathLike, out: Path) -> dict:
-    """Stitch one rendition's chunks (+ the audio track) into ``out``; returns its stream facts."""
-    return concat(plan.chunks_of(name), root, out, plan.audio.output if plan.audio else None,
+    """Stitch one rendition's chunks (+ the joined audio, see ``join_audio``) into ``out``;
+    returns its stream facts."""
+    return concat(plan.chunks_of(name), root, out, layout.audio_output(plan.workdir) if plan.audio_parts else None,
                   plan.subtitles_source, plan.info.title)
+
+
+def join_audio(plan: Plan, root: str | os.PathLike) -> None:
+    """The audio parts joined into one file for the MP4 downloads (once all are encoded; a
+    remux, about a millisecond per second of audio). Idempotent."""
+    if plan.audio_parts and not resolve(root, layout.audio_output(plan.workdir)).exists():
+        audio.join(list(plan.audio_parts), root, resolve(root, layout.audio_output(plan.workdir)))
 
 
 def finish(plan: Plan, results: list[ChunkResult], root: str | os.PathLike, out_dir: str | os.PathLike,
@@ -150,6 +157,7 @@ def finish(plan: Plan, results: list[ChunkResult], root: str | os.PathLike, out_
         if not resolve(root, spec.output).exists():
             raise IntegrityError(f"chunk {spec.chunk_id}: {spec.output} is missing")
     out_dir.mkdir(parents=True, exist_ok=True)
+    join_audio(plan, root)
     staged = {name: path for name, (path, _) in (concatenated or {}).items()}
     facts = {name: f for name, (_, f) in (concatenated or {}).items()}
     try:

@@ -9,10 +9,10 @@ moof+mdat whose ``tfdt`` is the chunk's first source timestamp. Publishing a chu
 
 and only the *contiguous prefix* of each rung is published: a chunk that finishes before its
 predecessor waits on disk until the gap closes (players stall on a hole, they never see a 404).
-The audio track, encoded once for the whole file, is cut at the video segment boundaries into
-``audio<k>/s0000.m4s`` (one folder per track); with a lead segment, a short "audio head" task
-encodes just its first seconds so segment 0 of the audio need not wait for the whole track. Its AAC priming packet (at -1024 samples) is left
-out: a tfdt cannot be negative, and shifting the whole track by +1024 samples (what FFmpeg's hls
+The audio is encoded in parts, one per video segment, on the AAC frame grid (segenc.audio):
+part ``n`` holds exactly the packets of ``audio<k>/s000n.m4s`` (one folder per track), so audio
+segments are published as their parts land, like the video. The AAC priming packet (at -1024
+samples) is left out: a tfdt cannot be negative, and shifting the whole track by +1024 samples (what FFmpeg's hls
 muxer does) puts audio 21 ms late in players that ignore edit lists (hls.js); without it audio
 starts at 0 with the video, and only the first 21 ms decode without their overlap window.
 
@@ -38,7 +38,7 @@ from xml.sax.saxutils import quoteattr
 
 import av
 
-from . import codecs, layout
+from . import audio, codecs, layout
 from .errors import IntegrityError
 from .model import Plan
 from .storage import atomic_path, resolve, temp_name
@@ -152,7 +152,7 @@ def _publish(plan: Plan, root, out: Path, final: bool) -> dict[str, int]:
 
 
 def audio_tracks(plan: Plan) -> int:
-    return max(1, len(plan.info.audio_languages)) if plan.audio else 0
+    return max(1, len(plan.info.audio_languages)) if plan.audio_parts else 0
 
 
 def published(out: Path, track: str) -> int:
@@ -196,74 +196,38 @@ def boundaries(plan: Plan) -> list[Fraction]:
 
 
 def _publish_audio(plan: Plan, root, out: Path, k: int) -> int:
-    """Cut audio track ``k`` at the video boundaries: every segment once the audio task is done;
-    before that, segment 0 alone from the audio head (``Plan.audio_head``) if the plan has one.
-
-    The head is the same encoder fed the same samples from the same start, so its packets before
-    its lead-out are the whole track's (only its last frames, flushed early, differ and are not
-    used): segment 0 from the head is the segment the whole track would give."""
+    """Publish track ``k``'s segments from the contiguous prefix of encoded audio parts: part ``n``
+    holds exactly the packets of segment ``n`` (see segenc.audio). A part without packets of this
+    track (a track that ends before the video) ends it: its prefix is all there is."""
     track = layout.audio_track(k)
-    marker = resolve(root, layout.audio_cut_marker(plan.workdir, k))
-    n = published(out, track)
-    if marker.exists():
-        return n
-    full = resolve(root, plan.audio.output)
-    if full.exists():
-        n = _cut_audio(plan, full, out, k, keep=n)
-        marker.touch()
-        return n
-    head = resolve(root, plan.audio_head.output) if plan.audio_head else None
-    if n == 0 and head is not None and head.exists() and len(plan.segments) > 1:
-        return _cut_audio(plan, head, out, k, keep=0, only=1)
-    return n
-
-
-def _cut_audio(plan: Plan, src: Path, out: Path, k: int, keep: int, only: int | None = None) -> int:
-    """Write the segments of track ``k`` cut from ``src`` (the first ``keep`` are already
-    published and stay as they are; ``only``: at most this many); returns the segments there."""
-    track = layout.audio_track(k)
-    total = len(plan.segments) if only is None else only
     init_path = out / layout.stream_init(track)
-    with av.open(str(src), "r", format="mp4", container_options={"protocol_whitelist": "file"}) as ic:
-        ist = ic.streams.audio[k]
-        rate = ist.codec_context.sample_rate
-        edges = [round(t * rate) for t in boundaries(plan)]
-        groups: list[list] = [[] for _ in range(total)]
-        i = 0
-        for pkt in ic.demux(ist):
-            if pkt.dts is None or pkt.size == 0:
-                continue
-            pts = int(pkt.pts * pkt.time_base * rate)
-            if pts < 0:
-                continue  # the encoder's priming packet (see the module docstring)
-            while i + 1 < len(plan.segments) and pts >= edges[i + 1]:
-                i += 1
-            if i >= total:
-                break
-            groups[i].append(pkt)
-        init = init_path.read_bytes() if init_path.exists() else None
-        n = 0
-        for n, pkts in enumerate(groups + [[]]):
+    init = init_path.read_bytes() if init_path.exists() else None
+    n = published(out, track)
+    while n < len(plan.audio_parts):
+        if not resolve(root, plan.audio_parts[n].output).exists():
+            break  # not encoded yet (or not transferred): the prefix ends here
+        with audio.part_packets(plan.audio_parts[n], root) as tracks:
+            ist, pkts = tracks[k]
+            pkts = [p for p in pkts if p.pts >= 0]  # the encoder's priming packet (see the module docstring)
             if not pkts:
-                break  # an audio track that ends before the video: its prefix is all there is
+                break
+            rate = ist.codec_context.sample_rate
             head, media = _fragment(ist, pkts, rate, out / layout.stream_segment(track, n), plan.settings.audio_bitrate)
-            if init is None:
-                init = head
-                with atomic_path(init_path) as tmp:
-                    tmp.write_bytes(head)
-            elif head != init:
-                raise IntegrityError(f"audio track {k}: segment {n} has another init segment")
-            if n >= keep:
-                with atomic_path(out / layout.stream_segment(track, n)) as tmp:
-                    tmp.write_bytes(numbered(media, n + 1))
-    if init is None:
-        raise IntegrityError(f"audio track {k} holds no audio to stream")
-    return max(n, keep)
+        if init is None:
+            with atomic_path(init_path) as tmp:
+                tmp.write_bytes(head)
+            init = head
+        elif head != init:
+            raise IntegrityError(f"audio track {k}: segment {n} has another init segment")
+        with atomic_path(out / layout.stream_segment(track, n)) as tmp:
+            tmp.write_bytes(numbered(media, n + 1))
+        n += 1
+    return n
 
 
 def _fragment(ist, pkts, rate: int, near: Path, bit_rate: int) -> tuple[bytes, bytes]:
     """One audio segment as a CMAF fragment. The bit rate in its init is the configured one, not
-    the one measured over the source file (which differs between the head and the whole track)."""
+    the one measured over each part (which differs from part to part)."""
     near.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(near)
     try:
@@ -271,9 +235,7 @@ def _fragment(ist, pkts, rate: int, near: Path, bit_rate: int) -> tuple[bytes, b
             o = oc.add_stream_from_template(ist, opaque=True)
             o.time_base = Fraction(1, rate)
             o.bit_rate = bit_rate
-            for key in ("language", "title"):
-                if ist.metadata.get(key):
-                    o.metadata[key] = ist.metadata[key]
+            o.metadata.update(audio.tags(ist))
             for p in pkts:
                 p.stream = o
                 oc.mux(p)

@@ -31,7 +31,7 @@ from ..errors import JobCancelled, SegencError
 from ..model import ChunkResult, ChunkSpec, EncodeResult, Plan, task_id
 from ..progress import ProgressEvent, Reporter
 from ..split import BackgroundSplit
-from ..steps import concat_rendition, encode_chunks, finish
+from ..steps import concat_rendition, encode_chunks, finish, join_audio
 from ..stream import publish
 from ..storage import temp_name
 from .. import layout
@@ -139,7 +139,7 @@ class LocalRunner(Runner):
         pool, events = self._pool, self._events
         results: list[ChunkResult] = []
         left = {r.name: len(plan.chunks_of(r.name)) for r in plan.renditions}
-        audio_left = 1 if plan.audio else 0
+        audio_left = len(plan.audio_parts)
         concatenated: dict[str, tuple[Path, dict]] = {}
         staged: dict[str, Path] = {}
         plan_json = plan.to_json()
@@ -151,6 +151,8 @@ class LocalRunner(Runner):
                 while waiting or running:
                     if self.cancel is not None and self.cancel.is_set():
                         raise JobCancelled("the encode was cancelled")
+                    if not audio_left and left and any(k == 0 for k in left.values()):
+                        join_audio(plan, root)  # once every part is in (cheap: a remux)
                     for name in [n for n, k in left.items() if k == 0 and not audio_left]:
                         del left[name]  # complete: stitch it now, ahead of the encodes left
                         staged[name] = temp_name(out_dir / layout.output_name(name))
@@ -180,8 +182,8 @@ class LocalRunner(Runner):
                         results.extend(map(ChunkResult.from_dict, f.result()))
                         publish(plan, root, out_dir)  # this process is the job's one playlist writer
                         for spec in job:
-                            if plan.audio and spec.chunk_id == plan.audio.chunk_id:
-                                audio_left = 0
+                            if spec.kind == "audio":
+                                audio_left -= 1
                             elif spec.kind == "video":
                                 left[spec.rendition.name] -= 1
             finally:

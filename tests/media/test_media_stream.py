@@ -8,7 +8,6 @@ import json
 import math
 import subprocess
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
@@ -129,7 +128,7 @@ def test_manifest_lists_the_stream(job):
 
 
 def test_out_of_order_chunks_publish_only_the_prefix(clip, tmp_path):
-    """Chunks finishing 2, 0, audio, 1, 3: each call publishes the contiguous prefix, the master
+    """Chunks finishing 2, 0, the audio, 1, 3: each call publishes the contiguous prefix, the master
     waits for segment 0 of the rung and the audio, and a chunk whose init differs is refused."""
     root, out = tmp_path / "root", tmp_path / "out"
     plan = prepare(clip("h264_mp4"), root, ladder=("240p",),
@@ -137,8 +136,10 @@ def test_out_of_order_chunks_publish_only_the_prefix(clip, tmp_path):
     assert len(plan.segments) == 4
     groups = {g[0].chunk_id: g for g in plan.groups()}
     seen = []
-    for cid in ("s0002-240p", "s0000-240p", "audio", "s0001-240p"):
-        encode_chunks(groups[cid], root)
+    audio = [g for g in plan.groups() if g[0].kind == "audio"]
+    for batch in ([groups["s0002-240p"]], [groups["s0000-240p"]], audio, [groups["s0001-240p"]]):
+        for g in batch:
+            encode_chunks(g, root)
         counts = publish(plan, root, out)
         seen.append((counts["240p"], counts["audio0"], (out / "master.m3u8").exists()))
         rows = checks.playlist_tags(out / "240p" / "index.m3u8")
@@ -192,28 +193,24 @@ def test_encode_publishes_while_it_runs(clip, tmp_path):
     assert dict(checks.playlist_tags(out / "240p" / "index.m3u8"))["EXT-X-PLAYLIST-TYPE"] == "VOD"
 
 
-def test_audio_head_gives_segment_zero_before_the_whole_track(clip, tmp_path):
-    """With a lead segment the plan has an audio head task: the master appears once it and the
-    segment-0 chunks are done, and the whole track's later cut keeps that segment 0 and agrees
-    with it (same init, its packets the same as the whole track's first ones)."""
+def test_audio_parts_publish_as_they_land_and_part_zero_goes_first(clip, tmp_path):
+    """With a lead segment, the audio's part 0 (its span only) is the first task: the master
+    appears once it and the segment-0 chunks are done; the later parts add the rest, and segment 0
+    is published once, never rewritten."""
     root, out = tmp_path / "root", tmp_path / "out"
     plan = prepare(clip("h264_mp4"), root, ladder=("240p",),
                    settings=Settings(chunk_seconds=1.0, lead_seconds=0.5, preset="ultrafast"), workers=2)
-    assert plan.audio_head is not None and [s.frames for s in plan.segments] == [30, 30]  # keyframes 1 s apart
+    assert [s.frames for s in plan.segments] == [30, 30]  # keyframes 1 s apart
+    assert [(a.chunk_id, a.span) for a in plan.audio_parts] == [("a0000", ("0", "1")), ("a0001", ("1", ""))]
     groups = {g[0].chunk_id: g for g in plan.schedule()}
-    assert list(groups)[:2] == ["audio-head", "s0000-240p"]  # what the master needs, first
-    for cid in ("s0000-240p", "audio-head"):
+    assert list(groups)[:2] == ["a0000", "s0000-240p"]  # what the master needs, first
+    for cid in ("s0000-240p", "a0000"):
         encode_chunks(groups[cid], root)
     counts = publish(plan, root, out)
     assert counts == {"240p": 1, "audio0": 1} and (out / "master.m3u8").exists()
     early = (out / "audio0" / "s0000.m4s").read_bytes()
-    for cid in ("audio", "s0001-240p"):
+    for cid in ("a0001", "s0001-240p"):
         encode_chunks(groups[cid], root)
     assert publish(plan, root, out, final=True) == {"240p": 2, "audio0": 2}
     assert (out / "audio0" / "s0000.m4s").read_bytes() == early  # published once, never rewritten
-    whole = Path(tmp_path / "whole")
-    (whole / "audio0").mkdir(parents=True)
-    from segenc.stream import _cut_audio
-    _cut_audio(plan, root / plan.audio.output, whole, 0, keep=0, only=1)
-    assert (whole / "audio0" / "s0000.m4s").read_bytes() == early  # the head's segment 0 is the track's
     assert sum(len(v) for v in checks.stream_packets(out / "master.m3u8").values()) > plan.info.frames

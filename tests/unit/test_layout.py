@@ -16,6 +16,7 @@ def test_paths_are_root_relative_and_nest_under_the_job():
     assert layout.chunk(w, "720p", 12) == f"work/{JOB}/chunks/720p/s0012.m4s"
     assert layout.audio_source(w) == f"work/{JOB}/audio-source.mka"
     assert layout.audio_output(w) == f"work/{JOB}/audio.m4a"
+    assert layout.audio_part(w, 7) == f"work/{JOB}/audio/s0007.m4a"
     assert layout.upload(JOB) == f"uploads/{JOB}/source"
     assert layout.upload_part(JOB) == f"uploads/{JOB}/source.part"
     out = layout.encoded_dir(JOB)
@@ -28,7 +29,7 @@ def test_paths_are_root_relative_and_nest_under_the_job():
 def test_transfer_patterns_accept_exactly_the_job_files():
     w = layout.work_dir(JOB)
     assert layout.fetchable(layout.segment(w, 0)) and layout.fetchable(layout.audio_source(w))
-    assert layout.storable(layout.chunk(w, "480p", 9999)) and layout.storable(layout.audio_output(w))
+    assert layout.storable(layout.chunk(w, "480p", 9999)) and layout.storable(layout.audio_part(w, 41))
     # any rung name, and the AV1 chunk container
     assert layout.storable(layout.chunk(w, "90p", 0, "nut")) and layout.storable(layout.chunk(w, "2160p", 1))
     assert not layout.storable(layout.chunk(w, "480p", 0, "mp4")) and not layout.storable(layout.chunk(w, "7p", 0))
@@ -36,7 +37,7 @@ def test_transfer_patterns_accept_exactly_the_job_files():
                 f"work/not-a-uuid/segments/s0000.mkv", layout.segment(w, 0) + "x", "/" + layout.segment(w, 0)):
         assert not layout.fetchable(bad), bad
     for bad in (layout.segment(w, 0), layout.chunk(w, "..", 1), f"work/{JOB}/chunks/720p/../../x.ts",
-                layout.output(layout.encoded_dir(JOB), "720p")):
+                layout.output(layout.encoded_dir(JOB), "720p"), layout.audio_output(w)):
         assert not layout.storable(bad), bad
 
 

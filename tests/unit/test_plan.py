@@ -78,8 +78,11 @@ def test_chunks_carry_exact_frame_times_and_are_ordered_by_cost():
         assert list(pts) == list(i.frame_pts)
     costs = [sum(c.cost for c in t) for t in p.groups()]
     assert costs == sorted(costs, reverse=True)
-    assert p.audio is not None and p.audio.kind == "audio"
-    # One task per segment, decoding once for both renditions (plus the audio task).
+    # The audio in parts, one per segment, spanning exactly the segments' times, end to end.
+    assert [a.segment for a in p.audio_parts] == list(range(len(p.segments)))
+    assert [a.span[0] for a in p.audio_parts[1:]] == [a.span[1] for a in p.audio_parts[:-1]]
+    assert p.audio_parts[0].span[0] == "0" and p.audio_parts[-1].span[1] == ""
+    # One task per segment, decoding once for both renditions (plus the audio tasks).
     video = [t for t in p.groups() if t[0].kind == "video"]
     assert len(video) == len(p.segments) and all({c.rendition.name for c in t} == {"480p", "1080p"} for t in video)
     assert all(len({c.segment for c in t}) == 1 for t in video)
@@ -90,9 +93,10 @@ def test_chunks_carry_exact_frame_times_and_are_ordered_by_cost():
     assert makespan([task_cost(t) for t in balanced], 3) < makespan([task_cost(t) for t in p.groups()], 3)
     assert sorted(c.chunk_id for t in balanced for c in t) == sorted(c.chunk_id for c in p.specs())
     two = plan(i, ("480p", "1080p"), Settings(chunk_seconds=5), job_id="j", workdir="w", workers=2)
-    assert len(two.groups()) == len(p.groups())  # 4 segments fill 2 workers evenly
+    video = lambda q: [g for g in q.groups() if g[0].kind == "video"]  # noqa: E731
+    assert len(video(two)) == len(video(p))  # 4 segments fill 2 workers evenly
     fine = plan(i, ("480p", "1080p"), Settings(chunk_seconds=5, granularity="rendition"), job_id="j", workdir="w")
-    assert len(fine.groups()) == len(fine.chunks) + 1
+    assert len([g for g in fine.groups() if g[0].kind == "video"]) == len(fine.chunks)
     assert fine.groups()[0][0].rendition.name == "1080p"  # the most expensive first
 
 
@@ -113,10 +117,13 @@ def test_tail_split_only_when_it_shortens_the_schedule():
         return plan(info(frames=1800, keyint=60), ("480p", "720p", "1080p"), Settings(chunk_seconds=10),
                     job_id="j", workdir="w", workers=workers).groups()
 
-    assert len(on(2)) == len(p.groups()) == 7
+    def video(groups):
+        return [g for g in groups if g[0].kind == "video"]
+
+    assert len(video(on(2))) == len(video(p.groups())) == 6
     # 6 segments on 4 workers: the 2 spare slots of the second round get the renditions of some.
     tasks = on(4)
-    assert len(tasks) > 7
+    assert len(video(tasks)) > 6
     assert makespan([task_cost(t) for t in tasks], 4) < makespan([task_cost(t) for t in p.groups()], 4)
     assert sorted(c.chunk_id for t in tasks for c in t) == sorted(c.chunk_id for c in p.specs())
 
@@ -163,11 +170,14 @@ def test_plan_stores_the_tasks_it_will_send():
     assert len({t.id for t in p.tasks}) == len(p.tasks)
     assert [t.cost for t in p.tasks] == sorted((t.cost for t in p.tasks), reverse=True)
     assert [t.cost for t in p.tasks] == [task_cost(g) for g in p.groups()]
-    assert {t.id for t in p.tasks} >= {"audio", "s0000"}
+    assert {t.id for t in p.tasks} >= {"a0000", "s0000"}
     # What was planned is what is read back from plan.json.
     again = Plan.from_json(p.to_json())
     assert again.tasks == p.tasks and again.groups() == p.groups()
-    assert p.task("audio").chunks == ("audio",)
+    assert p.task("a0000").chunks == ("a0000",)  # the stream's first audio segment, alone
+    audio = [t for t in p.tasks if t.id.startswith("a")]
+    assert sorted(c for t in audio for c in t.chunks) == [a.chunk_id for a in p.audio_parts]
+    assert all(len(t.chunks) == int(t.id.split("+")[1]) for t in audio if "+" in t.id)  # runs of parts
 
 
 def _ten_minutes_1080p():
@@ -180,15 +190,17 @@ def test_many_workers_get_enough_tasks_and_a_balanced_schedule(workers):
     src = _ten_minutes_1080p()
     p = plan(src, ladder, Settings(), job_id="j", workdir="w", workers=workers)
     assert len(p.tasks) >= workers, (workers, len(p.tasks))
-    # The one audio task aside, the video keeps the other workers busy to within 10% of the
-    # lower bound (its work spread evenly), and no video task is longer than that bound needs.
-    video = [t.cost for t in p.tasks if t.id != "audio"]
-    bound = max(sum(video) / (workers - 1), max(video))
-    assert makespan(video, workers - 1) <= bound * 1.10
+    # The whole schedule, audio parts included, within 10% of the lower bound (the work spread
+    # evenly, or the longest task), and no audio task longer than the cheapest video task.
+    costs = [t.cost for t in p.tasks]
+    bound = max(sum(costs) / workers, max(costs))
+    assert makespan(costs, workers) <= bound * 1.10
+    audio = [t.cost for t in p.tasks if t.id.startswith("a")]
+    assert len(audio) > 1 and max(audio) <= min(t.cost for t in p.tasks if t.id.startswith("s"))
     assert sorted(c for t in p.tasks for c in t.chunks) == sorted(c.chunk_id for c in p.specs())
     # The size budget holds: every cut falls on the output's GOP grid (no extra IDRs).
     assert size_penalty(src, p.segments, p.settings.gop) <= SIZE_TARGET
-    expected = {16: (10.0, 61), 64: (10.0, 65), 256: (2.5, 493)}[workers]
+    expected = {16: (10.0, 100), 64: (10.0, 64), 256: (2.5, 826)}[workers]
     assert (p.settings.chunk_seconds, len(p.tasks)) == expected
 
 
@@ -204,3 +216,15 @@ def test_short_chunks_that_would_break_the_size_budget_are_not_chosen():
                 workers=256).settings.chunk_seconds < 5
     assert size_penalty(src, plan(src, ("480p",), Settings(gop=10, chunk_seconds=2), job_id="j",
                                   workdir="w").segments, 10) > SIZE_TARGET
+
+
+def test_audio_parts_go_in_runs_of_consecutive_parts_no_longer_than_a_video_task():
+    p = plan(info(frames=18000, keyint=60), ("480p", "720p"), Settings(chunk_seconds=4), job_id="j", workdir="w")
+    audio = [g for g in p.groups() if g[0].kind == "audio"]
+    assert any([c.chunk_id for c in g] == ["a0000"] for g in audio)  # part 0 alone
+    runs = [[c.segment for c in g] for g in audio if len(g) > 1]
+    assert runs and all(r == list(range(r[0], r[0] + len(r))) for r in runs)  # consecutive parts
+    assert sorted(i for g in audio for i in (c.segment for c in g)) == list(range(len(p.segments)))
+    cheapest = min(task_cost(g) for g in p.groups() if g[0].kind == "video")
+    assert max(task_cost(g) for g in audio) <= cheapest
+    assert len(audio) < len(p.segments) / 4  # grouped, not one tiny task per part
