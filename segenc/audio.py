@@ -37,6 +37,7 @@ from typing import Iterator
 import av
 import numpy as np
 
+from .codecs import track_tags
 from .errors import CorruptInputError, storage_full
 from .model import ChunkResult, ChunkSpec
 from .progress import ProgressEvent, Reporter, local_worker, null_reporter
@@ -171,18 +172,12 @@ def _write(path: Path, tracks: list[tuple]) -> None:
         for ist, _ in tracks:
             o = oc.add_stream_from_template(ist, opaque=True)
             o.time_base = Fraction(1, ist.codec_context.sample_rate)
-            o.metadata.update(tags(ist))
+            o.metadata.update(track_tags(ist))
             outs.append(o)
         for o, (_, pkts) in zip(outs, tracks):
             for p in pkts:
                 p.stream = o
                 oc.mux(p)
-
-
-def tags(ist) -> dict[str, str]:
-    """A track's language and title (MP4 reads a track's title back as "name")."""
-    found = {"language": ist.metadata.get("language"), "title": ist.metadata.get("title") or ist.metadata.get("name")}
-    return {k: v for k, v in found.items() if v}
 
 
 def join(parts: list[ChunkSpec], root: str | os.PathLike, out: Path) -> None:

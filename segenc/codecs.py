@@ -254,3 +254,10 @@ def rfc6381(path) -> str:
         depth = 12 if twelve else 10 if high else 8
         return f"av01.{profile}.{level:02d}{'MH'[tier]}.{depth:02d}"
     raise ValueError(f"{path}: no configuration record to derive a CODECS string from ({name})")
+
+
+def track_tags(stream) -> dict[str, str]:
+    """A track's language and title, to carry to an output stream (MP4 reads a title back as "name")."""
+    found = {"language": stream.metadata.get("language"),
+             "title": stream.metadata.get("title") or stream.metadata.get("name")}
+    return {k: v for k, v in found.items() if v}

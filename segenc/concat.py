@@ -18,7 +18,7 @@ from pathlib import Path
 
 import av
 
-from .codecs import mp4_tag
+from .codecs import mp4_tag, track_tags
 from .errors import EncodeError, IntegrityError, storage_full
 from .model import ChunkSpec
 from .storage import atomic_path, resolve
@@ -96,10 +96,7 @@ def _mux(listing: Path, audio: Path | None, tmp: Path, frame: float, subtitles: 
                     side.append(c)
                     st = getattr(c.streams, kind)[k]
                     o = oc.add_stream_from_template(st, opaque=True)
-                    for key in ("language", "title"):
-                        value = st.metadata.get(key) or (st.metadata.get("name") if key == "title" else None)
-                        if value:
-                            o.metadata[key] = value
+                    o.metadata.update(track_tags(st))
                     inputs.append((c, st, o))
             _interleave(inputs, oc, frame, start)
         finally:

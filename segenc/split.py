@@ -16,6 +16,7 @@ from typing import Callable
 
 import av
 
+from .codecs import track_tags
 from .errors import CorruptInputError, storage_full
 from .model import Plan, Segment
 from .probe import open_input
@@ -116,7 +117,7 @@ class _SideTracks:
             self.audio_out = av.open(str(self.paths[-1][0]), "w", format="matroska")
             for k, aus in enumerate(a for a in ic.streams.audio if a.codec_context.sample_rate):
                 ost = self.audio_out.add_stream_from_template(aus, opaque=True)
-                _copy_tags(aus, ost)
+                ost.metadata.update(track_tags(aus))
                 self.audio[aus.index] = (k, ost)
                 self.streams.append(aus)
         if plan.subtitles_source:
@@ -126,7 +127,7 @@ class _SideTracks:
             for sub in (t for t in ic.streams.subtitles if t.codec_context.name == "mov_text"):
                 ost = self.subs_out.add_stream_from_template(sub, opaque=True)
                 ost.time_base = sub.time_base
-                _copy_tags(sub, ost)
+                ost.metadata.update(track_tags(sub))
                 self.subs[sub.index] = ost
                 self.streams.append(sub)
 
@@ -176,13 +177,6 @@ class _SideTracks:
 def audio_start_key(track: int) -> str:
     """The Matroska tag saying where audio track ``track`` began (track 0: the historical name)."""
     return AUDIO_START_KEY if track == 0 else f"{AUDIO_START_KEY}_{track}"
-
-
-def _copy_tags(src, dst) -> None:
-    for key in ("language", "title"):
-        value = src.metadata.get(key) or (src.metadata.get("name") if key == "title" else None)
-        if value:
-            dst.metadata[key] = value
 
 
 def _past(pkt: av.Packet, end: int) -> bool:

@@ -235,7 +235,7 @@ def _fragment(ist, pkts, rate: int, near: Path, bit_rate: int) -> tuple[bytes, b
             o = oc.add_stream_from_template(ist, opaque=True)
             o.time_base = Fraction(1, rate)
             o.bit_rate = bit_rate
-            o.metadata.update(audio.tags(ist))
+            o.metadata.update(codecs.track_tags(ist))
             for p in pkts:
                 p.stream = o
                 oc.mux(p)
