@@ -117,8 +117,8 @@ def concat_rendition(plan: Plan, name: str, root: str | os.PathLike, out: Path) 
 
 
 def join_audio(plan: Plan, root: str | os.PathLike) -> None:
-    """The audio parts joined into one file for the MP4 downloads (once all are encoded; a
-    remux, about a millisecond per second of audio). Idempotent."""
+    """The audio parts joined into one file for the MP4 downloads, once all are encoded (a remux,
+    no re-encode). Idempotent."""
     if plan.audio_parts and not resolve(root, layout.audio_output(plan.workdir)).exists():
         audio.join(list(plan.audio_parts), root, resolve(root, layout.audio_output(plan.workdir)))
 

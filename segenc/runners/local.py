@@ -151,8 +151,6 @@ class LocalRunner(Runner):
                 while waiting or running:
                     if self.cancel is not None and self.cancel.is_set():
                         raise JobCancelled("the encode was cancelled")
-                    if not audio_left and left and any(k == 0 for k in left.values()):
-                        join_audio(plan, root)  # once every part is in (cheap: a remux)
                     for name in [n for n, k in left.items() if k == 0 and not audio_left]:
                         del left[name]  # complete: stitch it now, ahead of the encodes left
                         staged[name] = temp_name(out_dir / layout.output_name(name))
@@ -184,6 +182,8 @@ class LocalRunner(Runner):
                         for spec in job:
                             if spec.kind == "audio":
                                 audio_left -= 1
+                                if not audio_left:
+                                    join_audio(plan, root)  # every part is in: the downloads' audio (a remux)
                             elif spec.kind == "video":
                                 left[spec.rendition.name] -= 1
             finally:
