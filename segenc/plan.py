@@ -125,29 +125,30 @@ def schedule_key(costs: list[float], workers: int) -> tuple[float, float]:
 
 
 def cut_points(info: MediaInfo, chunk_seconds: float) -> list[int]:
-    """Frame indices where segments start (the first is 0)."""
-    tb = info.tb
-    times = [p * tb for p in info.frame_pts]
-    keys = [k for k in info.keyframes]
-    key_times = [times[k] for k in keys]
-    target = Fraction(chunk_seconds).limit_denominator(1000)
-    end = Fraction(info.duration).limit_denominator(1_000_000)
+    """Frame indices where segments start (the first is 0).
+
+    Worked in the stream's own timestamps (every time divided by the time base: the same
+    comparisons, without a Fraction per frame for every candidate length the planner tries)."""
+    pts = info.frame_pts
+    keys = info.keyframes
+    key_pts = [pts[k] for k in keys]
+    target = Fraction(chunk_seconds).limit_denominator(1000) / info.tb
+    end = Fraction(info.duration).limit_denominator(1_000_000) / info.tb
+    slack = target * Fraction(KEYFRAME_SLACK)
     cuts = [0]
     while True:
-        start = times[cuts[-1]]
-        ideal = start + target
+        ideal = pts[cuts[-1]] + target
         if end - ideal < target / 2:  # the rest is short: it stays in this segment
             break
-        slack = target * Fraction(KEYFRAME_SLACK)
-        lo = bisect.bisect_left(key_times, ideal - slack)
-        hi = bisect.bisect_right(key_times, ideal + slack)
+        lo = bisect.bisect_left(key_pts, ideal - slack)
+        hi = bisect.bisect_right(key_pts, ideal + slack)
         near = [k for k in keys[lo:hi] if k > cuts[-1]]
         if near:
-            cut = min(near, key=lambda k: abs(times[k] - ideal))
+            cut = min(near, key=lambda k: abs(pts[k] - ideal))
         else:
-            i = bisect.bisect_left(times, ideal)
-            cut = i if i < len(times) and (i == 0 or times[i] - ideal < ideal - times[i - 1]) else i - 1
-        if cut <= cuts[-1] or cut >= len(times):
+            i = bisect.bisect_left(pts, ideal)
+            cut = i if i < len(pts) and (i == 0 or pts[i] - ideal < ideal - pts[i - 1]) else i - 1
+        if cut <= cuts[-1] or cut >= len(pts):
             break
         cuts.append(cut)
     return cuts
@@ -291,21 +292,24 @@ def _balance_tail(tasks: list[tuple[ChunkSpec, ...]], workers: int) -> list[tupl
     tasks than workers a split that lengthens nothing is taken too (on many
     workers, k in steps of about 1/8 of the candidates, and all of them: per-rendition tasks
     when the workers outnumber the segments)."""
-    tasks = sorted(tasks, key=task_cost, reverse=True)
+    cost = {id(t): task_cost(t) for t in tasks}
+    tasks = sorted(tasks, key=lambda t: -cost[id(t)])
     candidates = [t for t in reversed(tasks) if len(t) > 1][:workers]
-    best, best_span = tasks, schedule_key([task_cost(t) for t in tasks], workers)
+    pieces = {id(g): [task_cost((c,)) for c in g] for g in candidates}  # a split task's parts: one chunk each
+    best, best_span = tasks, schedule_key(list(cost.values()), workers)
     n = len(candidates)
     ks = range(1, n + 1) if n <= TAIL_EXACT else sorted({*range(1, TAIL_EXACT + 1), *range(n, 0, -max(1, n // 8))})
     for k in ks:
         split = set(map(id, candidates[:k]))
-        trial = [t for t in tasks if id(t) not in split] + [(c,) for g in candidates[:k] for c in g]
-        span = schedule_key([task_cost(t) for t in trial], workers)
+        span = schedule_key([cost[id(t)] for t in tasks if id(t) not in split]
+                            + [c for g in candidates[:k] for c in pieces[id(g)]], workers)
         shorter = span[0] < best_span[0] * 0.995 or (span[0] <= best_span[0] and span[1] < best_span[1] * 0.995)
         # Fewer tasks than workers: splitting is free where it lengthens nothing (idle workers do
         # the extra decodes), and more, smaller tasks at the end leave less to wait for.
         fills = len(best) < workers and span[0] <= best_span[0] * 1.0001 and span[1] <= best_span[1] * 1.0001
         if shorter or fills:
-            best, best_span = trial, span
+            best = [t for t in tasks if id(t) not in split] + [(c,) for g in candidates[:k] for c in g]
+            best_span = span
     return best
 
 
