@@ -154,6 +154,25 @@ def _gaps(records: dict[str, dict], sent: float, slots_of: dict[str, int]) -> tu
     return first, later
 
 
+def idle_publish_seconds(app, p) -> float:
+    """Seconds this process takes to publish ``p``'s chord header with nothing else running.
+
+    In the rehearsal every worker slot shares this machine's two cores with the process that
+    publishes the chord, which then publishes several times slower than a main instance with a
+    machine of its own would. The messages go to a queue no worker reads, which is then deleted."""
+    from segenc.distributed.tasks import job_signature
+
+    queue = f"segenc.rehearsal.idle-{os.getpid()}"
+    header = job_signature(app, p, "unused").tasks
+    t = time.perf_counter()
+    for sig in header:
+        sig.apply_async(queue=queue)
+    seconds = time.perf_counter() - t
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_delete(queue)
+    return seconds
+
+
 def rehearse(slots: int, per_node: int, cal: dict, info, ladder, root: Path, redis_url: str, web_url: str,
              scale: float, logs: Path) -> dict[str, Any]:
     from segenc import layout
@@ -176,6 +195,9 @@ def rehearse(slots: int, per_node: int, cal: dict, info, ladder, root: Path, red
     dur = info.duration
     model = predict(cal, info, ladder, "auto", slots, concat="parallel", dispatch=cal["dispatch"],
                     settings_base=cal["settings"])
+    app = make_app(redis_url, root=root)
+    idle = make_plan(info, tuple(ladder), Settings(), job_id=str(uuid.uuid4()), workdir="idle", workers=slots)
+    idle_publish = idle_publish_seconds(app, idle)
     procs = []
     for name, n in zip(names, sizes):
         cmd = [sys.executable, "-m", "benchmarks.rehearsal_worker", "--name", name, "--root", str(root),
@@ -183,7 +205,6 @@ def rehearse(slots: int, per_node: int, cal: dict, info, ladder, root: Path, red
                "--audio-rate", repr(cal["audio_rate"]), "--concat-seconds", repr(model["concat"]),
                "--time-scale", repr(scale)]
         procs.append(_spawn(cmd, env, logs / f"{name}.log"))
-    app = make_app(redis_url, root=root)
     try:
         deadline = time.monotonic() + 120
         while (state.capacity() or 0) < slots:
@@ -268,6 +289,7 @@ def rehearse(slots: int, per_node: int, cal: dict, info, ladder, root: Path, red
         "dispatch_gap_ms": {"median": 1e3 * measured_dispatch["gap"], "p95": 1e3 * _pct(later, 0.95),
                             "max": 1e3 * max(later, default=float("nan")), "n": len(later)},
         "chord_ms": 1e3 * measured_dispatch["chord"], "publish_ms": 1e3 * (published - sent),
+        "publish_idle_ms": 1e3 * idle_publish, "publish_idle_tasks": len(idle.tasks),
         "redis_ops_per_s": commands / window if window else float("nan"),
         "redis_ops_per_s_peak": max((s[2] for s in ops), default=0),
         "events": len(ev_in), "events_per_s": len(ev_in) / window if window else float("nan"),
@@ -324,12 +346,13 @@ def run(args: argparse.Namespace) -> int:
             _stop(web)
     mach = machine_info()
     headers = ["slots", "audio", "nodes", "tasks", "chunk", "wall s", "model s", "error", "model (rehearsal dispatch) s",
-               "first dispatch min / median / p95 / max ms", "chord publish ms", "later gap median / p95 ms", "chord ms", "Redis ops/s (peak)",
+               "first dispatch min / median / p95 / max ms", "chord publish ms", "publish alone ms", "later gap median / p95 ms", "chord ms", "Redis ops/s (peak)",
                "events/s", "WS msgs/s", "backups"]
     table = [[r["slots"], "yes" if r["audio"] else "no", r["nodes"], r["tasks"], f"{r['chunk_seconds']:g} s", r["wall_s"], r["model_s"],
               f"{r['error_pct']:+.1f}%", r["model_calibrated_s"],
               f"{r['dispatch_first_ms']['min']:.1f} / {r['dispatch_first_ms']['median']:.1f} / "
               f"{r['dispatch_first_ms']['p95']:.1f} / {r['dispatch_first_ms']['max']:.1f}", f"{r['publish_ms']:.0f}",
+              f"{r['publish_idle_ms']:.0f}" if "publish_idle_ms" in r else "",
               f"{r['dispatch_gap_ms']['median']:.1f} / {r['dispatch_gap_ms']['p95']:.1f}", f"{r['chord_ms']:.1f}",
               f"{r['redis_ops_per_s']:.0f} ({r['redis_ops_per_s_peak']:.0f})", f"{r['events_per_s']:.0f}",
               f"{r['ws_messages_per_s']:.1f}", r["backups"]] for r in rows]
@@ -341,8 +364,8 @@ def run(args: argparse.Namespace) -> int:
 projection's fit: a = {cal['fit']['a']:.3f} s, b = {cal['fit']['b'] * 1e9:.3f} s per 1e9 cost units; audio
 {cal['audio_rate']:.4f} s per source second; concat as modelled); no pixel is encoded, nothing is
 probed or split. Everything else is segenc's own: the planner ({args.minutes:g} min
-{inp['width']}x{inp['height']} {inp['fps']:g} fps, ladder {','.join(ladder)}, with its AAC track (one task of
-{cal['audio_rate'] * args.minutes * 60:.1f} s, which then sets the wall) and without it, planned for the slot count), the chord over a
+{inp['width']}x{inp['height']} {inp['fps']:g} fps, ladder {','.join(ladder)}, with its AAC track (in parts, runs of
+them a task: {cal['audio_rate'] * args.minutes * 60:.1f} s of audio encoding in all) and without it, planned for the slot count), the chord over a
 real redis-server, worker nodes with their leases, done markers, commit claims, heartbeats,
 watchdog and backups (threads pool, {args.per_node} slots per node), the events channel and the web
 server's WebSocket relay (one client).
@@ -358,7 +381,9 @@ server's WebSocket relay (one client).
 Model (rehearsal dispatch) = the same model with the dispatch measured here: the first task's
 latency, one header message every (chord publish / tasks), the median gap, the chord delay.
 Dispatch: first = chord sent -> a first-round task's start; chord publish = the chord's
-apply_async (every header message on the broker); later gap = a slot's previous task done
+apply_async (every header message on the broker); publish alone = the same number of header
+messages published before the worker nodes start, into a queue nobody reads (the publisher with
+the machine to itself, as a main instance would have it: the projection models this one); later gap = a slot's previous task done
 -> its next start (each node's tasks in start order given its earliest-free slot). Chord = the last
 task done -> the finish step's start. Redis ops/s = commands processed during the job / its wall.
 """

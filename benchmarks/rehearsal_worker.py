@@ -4,7 +4,7 @@ It is segenc's real worker (the real tasks, leases, done markers, commit claims,
 heartbeats and watchdog) on a thread pool of many slots, except that the two steps doing media
 work are replaced, in this process only, by stand-ins that SLEEP for the modelled time and write
 empty chunk files: the encode step sleeps ``a + b x cost`` (the projection's fit) per task, the
-audio task ``audio_rate x duration``, the finish step ``concat`` seconds. What it measures is
+audio task ``audio_rate x (its parts' duration + one lead-in)``, the finish step ``concat`` seconds. What it measures is
 coordination, never encoding. Nothing in segenc or the service can switch this on: the
 replacement happens here, in a process that only this benchmark starts.
 
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from segenc.distributed import tasks
     from segenc.distributed.app import DEFAULT_QUEUE, MAIN_QUEUE
     from segenc.model import ChunkResult, EncodeResult, task_cost
+    from segenc.plan import AUDIO_LEAD_SECONDS
     from segenc.progress import ProgressEvent
     from segenc.stages import Stage
     from segenc.storage import resolve
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         """Stand-in for steps.encode_chunks: the modelled time, asleep; empty outputs."""
         specs = list(specs)
         if specs[0].kind == "audio":
-            seconds = args.audio_rate * specs[0].duration
+            seconds = args.audio_rate * (sum(s.duration for s in specs) + AUDIO_LEAD_SECONDS)  # as the projection
         else:
             seconds = args.fit_a + args.fit_b * task_cost(specs)
         seconds *= scale
