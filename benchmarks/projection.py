@@ -6,12 +6,14 @@ figure (dispatch latency, chord completion delay), then a synthetic source (10 m
 frame size / fps / GOP as the calibrating input) is planned with ``segenc.plan.plan`` and
 the tasks it stores for W workers (``Plan.groups()``), each task's time predicted from the fit, and the chord simulated:
 
-    wall = probe + plan + split                      (serial, before; per source second)
+    wall = probe + split                             (serial, before; per source second)
+         + plan                                      (the planner itself, timed for W workers)
          + first dispatch + list scheduling of the tasks, longest first, on W workers,
            with a dispatch gap before every further task on a worker
          + chord completion delay
          + concat                                    (per output second; per rendition in
-                                                      parallel, or serial, ``--concat``)
+                                                      series as the finish step does, or in
+                                                      parallel, ``--concat``)
 
 Task time = a + b x cost, least squares over the measured tasks, where ``cost`` is the
 planner's own estimate (``ChunkSpec.cost`` summed by ``segenc.model.task_cost``: output
@@ -80,8 +82,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunks", default="auto,10,4,2",
                    help="segment lengths in seconds, 'auto' = the planner's choice (default auto,10,4,2)")
     p.add_argument("--granularity", default=None, help="segment|rendition (default: Settings' default)")
-    p.add_argument("--concat", choices=("parallel", "serial"), default="parallel",
-                   help="concat renditions in parallel on the workers (default) or one after another")
+    p.add_argument("--concat", choices=("serial", "parallel"), default="serial",
+                   help="concat the renditions one after another, as segenc's finish step does (default), or "
+                        "in parallel: what a finish that spread them over workers would give (not built)")
     p.add_argument("--results-dir", default=str(RESULTS_DIR), help="where to write the result files")
     p.add_argument("--tag", default="projection", help="result file stem (default projection)")
     p.add_argument("--no-save", action="store_true", help="print only")
@@ -160,7 +163,9 @@ def _same_input(a: dict[str, Any], b: dict[str, Any]) -> bool:
     if any(sa.get(k) != sb.get(k) for k in keys):
         return False
     ma, mb_ = a.get("machine", {}), b.get("machine", {})
-    if (ma.get("cpu_model"), ma.get("cores")) != (mb_.get("cpu_model"), mb_.get("cores")):
+    # The same CPU: model and cores, and its vector extensions (machines here share one model name
+    # with and without AVX-512, and x264 is about 25% slower without it).
+    if (ma.get("cpu_model"), ma.get("cores"), ma.get("simd")) != (mb_.get("cpu_model"), mb_.get("cores"), mb_.get("simd")):
         return False
     aa, ab = a.get("args", {}), b.get("args", {})
     # The same encoder too: the fit is x264's (the codec figures' HEVC and AV1 runs cost otherwise).
@@ -404,8 +409,12 @@ def calibrate(args: argparse.Namespace, problems: list[str]) -> dict[str, Any]:
             # chord's publishing of its header (one message after another from one process) and
             # the chord delay. A slot's gap between two tasks is its own node's business: the
             # rehearsal packs 64 slots per node on two cores, so that gap stays cluster.json's.
+            # The header's publishing: as timed with nothing else running where the rehearsal has it
+            # (in the rehearsal itself the publisher shares two cores with every worker slot).
+            idle = top.get("publish_idle_ms")
             measured = {"first_start": top["dispatch_first_ms"]["min"] / 1e3, "chord": top["chord_ms"] / 1e3,
-                        "publish": top["publish_ms"] / 1e3 / top["tasks"]}
+                        "publish": (idle / top["publish_idle_tasks"] if idle else top["publish_ms"] / top["tasks"]) / 1e3,
+                        "publish_contended": top["publish_ms"] / 1e3 / top["tasks"]}
             if not any(math.isnan(v) for v in measured.values()):
                 dispatch = {**dispatch, **measured,
                             "from": f"{rehearsal.name} ({top['slots']} slots; gap from {dispatch['from']})"}
@@ -479,7 +488,9 @@ def predict(cal: dict[str, Any], info, ladder, chunk: str | float, workers: int,
             serial_scale: float = 1.0) -> dict[str, Any]:
     """Model one job: plan it, predict every task, schedule on ``workers``, add the serial stages."""
     settings = make_settings(chunk, settings_base if settings_base is not None else cal["settings"])
+    t_plan = time.perf_counter()
     p = make_plan(info, ladder, settings, workers)
+    plan_s = time.perf_counter() - t_plan  # the real planner on this source and worker count, timed here
     tasks = p.groups()
     a, b = cal["fit"]["a"], cal["fit"]["b"]
     times, names = [], []
@@ -495,7 +506,7 @@ def predict(cal: dict[str, Any], info, ladder, chunk: str | float, workers: int,
     makespan, busy = schedule(times, workers, first, gap, dispatch.get("publish", 0.0))
     dur = info.duration
     r = cal["serial_rates"]
-    before = (r["probe"] + r["plan"] + r["split"]) * dur * serial_scale
+    before = (r["probe"] + r["split"]) * dur * serial_scale + plan_s
     cat = concat_seconds(cal, p.renditions, dur, workers, concat) * serial_scale
     wall = before + makespan + chord + cat
     work = sum(times)
@@ -522,7 +533,7 @@ def predict(cal: dict[str, Any], info, ladder, chunk: str | float, workers: int,
         limit += f"; tasks < workers ({workers - len(tasks)} idle)"
     return {
         "workers": workers, "chunk": chunk, "segment_seconds": _median(seg_lengths), "segments": len(p.segments),
-        "tasks": len(tasks), "wall": wall, "before": before, "encode": makespan, "chord": chord, "concat": cat,
+        "tasks": len(tasks), "wall": wall, "before": before, "plan": plan_s, "encode": makespan, "chord": chord, "concat": cat,
         "serial": serial, "serial_share": serial / wall, "work": work, "longest": times[longest],
         "longest_task": names[longest], "occupancy": work / (workers * enc_window) if enc_window > 0 else float("nan"),
         "limit": limit,
@@ -698,12 +709,16 @@ def run(args: argparse.Namespace) -> int:
         f"(a 10 s segment, {len(seg_task)} rungs in one task: {per_10s:.2f} s); R^2 = {fmt(fit['r2'], 4)}, residual RMS "
         f"{fit['rms']:.3f} s, max {fit['max_abs']:.2f} s ({fit['max_abs_pct']:.1f}%)",
         f"audio: {cal['audio_rate']:.4f} s per source second ({cal['audio_tasks']} tasks); serial stages per source "
-        f"second: probe {r['probe'] * 1e3:.2f} ms, plan {r['plan'] * 1e3:.3f} ms, split {r['split'] * 1e3:.2f} ms, "
+        f"second: probe {r['probe'] * 1e3:.2f} ms, split {r['split'] * 1e3:.2f} ms (the planner is timed for each row: "
+        f"{min(m['plan'] for m in rows):.2f}-{max(m['plan'] for m in rows):.2f} s; the calibrating run's plan "
+        f"{r['plan'] * 1e3:.3f} ms per source second), "
         f"concat {r['concat'] * 1e3:.2f} ms (all renditions, serial; per rendition by output bytes: "
         + ", ".join(f"{k} {100 * v:.0f}%" for k, v in cal["concat_share"].items()) + ")",
         f"dispatch ({d['from']}): first start {d['first_start'] * 1e3:.1f} ms, gap between tasks {d['gap'] * 1e3:.1f} ms, "
         f"chord completion {d['chord'] * 1e3:.1f} ms"
-        + (f", chord header published at {d['publish'] * 1e3:.1f} ms per task" if d.get("publish") else "")
+        + (f", chord header published at {d['publish'] * 1e3:.2f} ms per task" if d.get("publish") else "")
+        + (f" (by a publisher with the machine to itself; {d['publish_contended'] * 1e3:.1f} ms in the rehearsal, "
+           "sharing two cores with every worker slot)" if d.get("publish_contended") else "")
         + f"; local pool in the calibrating run: start-up "
         f"{cal['local']['first_start'] * 1e3:.0f} ms, gap {cal['local']['gap'] * 1e3:.1f} ms, tail "
         f"{cal['local']['chord'] * 1e3:.0f} ms, outside encode() {cal['outside']:.2f} s",

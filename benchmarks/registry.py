@@ -24,6 +24,7 @@ FIGURE_MODULES: tuple[str, ...] = (
     "benchmarks.service_load",
     "benchmarks.streaming",
     "benchmarks.rehearsal",
+    "benchmarks.small_end",
 )
 
 

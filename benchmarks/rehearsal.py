@@ -154,6 +154,20 @@ def _gaps(records: dict[str, dict], sent: float, slots_of: dict[str, int]) -> tu
     return first, later
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (their threads included)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def idle_publish_seconds(app, p) -> float:
     """Seconds this process takes to publish ``p``'s chord header with nothing else running.
 
@@ -193,7 +207,7 @@ def rehearse(slots: int, per_node: int, cal: dict, info, ladder, root: Path, red
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEGENC_")}
     fit = cal["fit"]
     dur = info.duration
-    model = predict(cal, info, ladder, "auto", slots, concat="parallel", dispatch=cal["dispatch"],
+    model = predict(cal, info, ladder, "auto", slots, concat="serial", dispatch=cal["dispatch"],
                     settings_base=cal["settings"])
     app = make_app(redis_url, root=root)
     idle = make_plan(info, tuple(ladder), Settings(), job_id=str(uuid.uuid4()), workdir="idle", workers=slots)
@@ -230,6 +244,7 @@ def rehearse(slots: int, per_node: int, cal: dict, info, ladder, root: Path, red
         time.sleep(1.0)  # the WebSocket connects
         sampler = Sampler(connect(redis_url, decode_responses=False))
         sampler.start()
+        cpu0 = _cpu_seconds([pr.pid for pr in procs])
         sent = time.time()
         result = job_signature(app, p, layout.encoded_dir(job_id)).apply_async()
         published = time.time()  # every header message is on the broker
@@ -238,6 +253,7 @@ def rehearse(slots: int, per_node: int, cal: dict, info, ladder, root: Path, red
                 raise SystemExit(f"rehearsal job failed: {state.snapshot(job_id).get('error')}")
             time.sleep(0.01)
         done = time.time()
+        cpu1 = _cpu_seconds([pr.pid for pr in procs])
         if result.failed():
             raise SystemExit(f"rehearsal job failed: {result.result}")
         time.sleep(0.5)
@@ -275,7 +291,7 @@ def rehearse(slots: int, per_node: int, cal: dict, info, ladder, root: Path, red
                          "gap": statistics.median(later) if later else float("nan"),
                          "chord": (concat_at - max(finishes)) if concat_at and finishes else float("nan"),
                          "publish": (published - sent) / len(p.tasks)}
-    recal = predict(cal, info, ladder, "auto", slots, concat="parallel", dispatch=measured_dispatch,
+    recal = predict(cal, info, ladder, "auto", slots, concat="serial", dispatch=measured_dispatch,
                     settings_base=cal["settings"])
     return {
         "slots": slots, "nodes": nodes, "slots_per_node": sizes, "tasks": len(p.tasks), "segments": len(p.segments),
@@ -295,6 +311,9 @@ def rehearse(slots: int, per_node: int, cal: dict, info, ladder, root: Path, red
         "events": len(ev_in), "events_per_s": len(ev_in) / window if window else float("nan"),
         "ws_messages": len(ws_in), "ws_messages_per_s": len(ws_in) / window if window else float("nan"),
         "backups": len(backups),
+        # What coordination costs the nodes: their CPU from the chord sent to the job done, per task.
+        "node_cpu_s": cpu1 - cpu0, "node_cpu_ms_per_task": 1e3 * (cpu1 - cpu0) / len(p.tasks),
+        "node_cpu_share": (cpu1 - cpu0) / (window * (os.cpu_count() or 1)) if window else float("nan"),
         "model": {k: model[k] for k in ("encode", "chord", "concat", "tasks", "longest", "longest_task")},
         "dispatch_used_by_model": cal["dispatch"],
     }
@@ -346,7 +365,7 @@ def run(args: argparse.Namespace) -> int:
             _stop(web)
     mach = machine_info()
     headers = ["slots", "audio", "nodes", "tasks", "chunk", "wall s", "model s", "error", "model (rehearsal dispatch) s",
-               "first dispatch min / median / p95 / max ms", "chord publish ms", "publish alone ms", "later gap median / p95 ms", "chord ms", "Redis ops/s (peak)",
+               "first dispatch min / median / p95 / max ms", "chord publish ms", "publish alone ms", "later gap median / p95 ms", "chord ms", "node CPU ms per task (share of the machine)", "Redis ops/s (peak)",
                "events/s", "WS msgs/s", "backups"]
     table = [[r["slots"], "yes" if r["audio"] else "no", r["nodes"], r["tasks"], f"{r['chunk_seconds']:g} s", r["wall_s"], r["model_s"],
               f"{r['error_pct']:+.1f}%", r["model_calibrated_s"],
@@ -354,6 +373,7 @@ def run(args: argparse.Namespace) -> int:
               f"{r['dispatch_first_ms']['p95']:.1f} / {r['dispatch_first_ms']['max']:.1f}", f"{r['publish_ms']:.0f}",
               f"{r['publish_idle_ms']:.0f}" if "publish_idle_ms" in r else "",
               f"{r['dispatch_gap_ms']['median']:.1f} / {r['dispatch_gap_ms']['p95']:.1f}", f"{r['chord_ms']:.1f}",
+              f"{r['node_cpu_ms_per_task']:.1f} ({100 * r['node_cpu_share']:.0f}%)" if "node_cpu_s" in r else "",
               f"{r['redis_ops_per_s']:.0f} ({r['redis_ops_per_s_peak']:.0f})", f"{r['events_per_s']:.0f}",
               f"{r['ws_messages_per_s']:.1f}", r["backups"]] for r in rows]
     cmd = "python -m benchmarks rehearsal " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else \
@@ -385,7 +405,10 @@ apply_async (every header message on the broker); publish alone = the same numbe
 messages published before the worker nodes start, into a queue nobody reads (the publisher with
 the machine to itself, as a main instance would have it: the projection models this one); later gap = a slot's previous task done
 -> its next start (each node's tasks in start order given its earliest-free slot). Chord = the last
-task done -> the finish step's start. Redis ops/s = commands processed during the job / its wall.
+task done -> the finish step's start. Node CPU = the worker nodes' own CPU seconds (every slot's
+coordination: messages, leases, state, events) from the chord sent to the job done, per task, and
+as a share of all this machine's cores: near 100% the slots queue for CPU, and the gaps grow
+with it (on a real cluster every node has its own). Redis ops/s = commands processed during the job / its wall.
 """
     data = {"figure": "rehearsal", "args": vars(args), "machine": mach, "calibration": {
         "fit": {k: cal["fit"][k] for k in ("a", "b")}, "audio_rate": cal["audio_rate"], "dispatch": cal["dispatch"]},

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds = args.audio_rate * (sum(s.duration for s in specs) + AUDIO_LEAD_SECONDS)  # as the projection
         else:
             seconds = args.fit_a + args.fit_b * task_cost(specs)
-        seconds *= scale
+        seconds = max(0.0, seconds) * scale  # (a fit's negative intercept must not make a sleep negative)
         for s in specs:
             report(ProgressEvent(s.job_id, "chunk_started", chunk_id=s.chunk_id,
                                  rendition=s.rendition.name if s.rendition else None, worker=worker))
