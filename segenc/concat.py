@@ -113,9 +113,12 @@ def _interleave(inputs, oc, frame: float = 0.0, start: int | None = None) -> Non
     its = [(c.demux(s), o) for c, s, o in inputs]
     if start is not None:
         its[0] = (_shifted(its[0][0], start), its[0][1])
+    # Seconds per tick of each input, as a float: the order only has to be close (the muxer
+    # interleaves exactly), and a Fraction per packet was most of the loop's time.
+    ticks = [float(s.time_base) for _, s, _ in inputs]
     heads: list = [next(it, None) for it, _ in its]
     while True:
-        live = [(float(p.dts * p.time_base), i) for i, p in enumerate(heads) if p is not None and p.dts is not None]
+        live = [(p.dts * ticks[i], i) for i, p in enumerate(heads) if p is not None and p.dts is not None]
         flush = [i for i, p in enumerate(heads) if p is not None and p.dts is None]
         for i in flush:  # demuxer flush packets carry no data
             heads[i] = next(its[i][0], None)
