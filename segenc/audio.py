@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Iterator
 
 import av
-import numpy as np
 
 from .codecs import track_tags
 from .errors import CorruptInputError, storage_full
@@ -214,6 +213,8 @@ def _track_output(ic, k: int, oc, spec: ChunkSpec, tags: dict):
 def _encode_track(ic, ist, k: int, ost, oc, rate: int, layout: str, begin: int, stop: int | None) -> int:
     """Encode samples ``[begin, stop)`` of one track (``stop`` None: to its end), positions counted
     from the first video frame; returns the samples written."""
+    import numpy as np  # here, not at the top: a pool process that only encodes video never loads it (~0.09 s)
+
     resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
     fifo = av.AudioFifo()
     first_at = Fraction(ic.metadata.get(audio_start_key(k), "0"))  # where the track began
