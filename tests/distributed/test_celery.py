@@ -139,12 +139,14 @@ def test_inspect_active_names_the_running_chunks(cluster, storage, tmp_path):
     app, _ = cluster
     long_clip = make_clip(tmp_path / "long.mp4", width=1280, height=720, seconds=6.0, audio=False)
     seen: set[str] = set()
+    shown: dict[str, str] = {}
     stop = threading.Event()
 
     def watch():
         while not stop.is_set():
-            for tasks in (app.control.inspect(timeout=0.5).active() or {}).values():
+            for tasks in (app.control.inspect(timeout=0.5).active(safe=True) or {}).values():
                 seen.update(t["id"] for t in tasks if t["name"] == "segenc.encode_chunk")
+                shown.update((t["id"], str(t["args"])) for t in tasks if t["name"] == "segenc.encode_chunk")
 
     th = threading.Thread(target=watch)
     th.start()
@@ -156,6 +158,11 @@ def test_inspect_active_names_the_running_chunks(cluster, storage, tmp_path):
         th.join()
     assert seen, "inspect().active() never showed a chunk task"
     assert all(":s0" in t and t.endswith("-720p") for t in seen), seen
+    # Its arguments' repr (`celery inspect active --safe`, Flower) reads as the job and its
+    # chunks, not as a truncated dump of the chunk specs.
+    for task, args in shown.items():
+        job, chunk = task.split(":")
+        assert args == f"[{job}: {chunk}]", args
 
 
 def test_failed_job_raises_for_the_caller(cluster, storage, tmp_path):
