@@ -1,5 +1,6 @@
 """Dispatch order: the tasks that make the stream playable go first."""
 
+from segenc.model import task_cost
 from segenc.plan import plan
 from segenc.settings import Settings
 from tests.unit.test_plan import info
@@ -16,7 +17,7 @@ def test_segment_zero_of_every_rung_and_the_audio_are_dispatched_first():
         assert list(order[:len(first)]) == first
         assert order[0][0].chunk_id == "a0000" and len(order[0]) == 1  # the audio's part 0, tiny, first
         assert {c.chunk_id for g in first for c in g} == {f"s0000-{r}" for r in ("480p", "720p", "1080p")} | {"a0000"}
-        costs = [sum(c.cost for c in g) for g in order[len(first):]]
+        costs = [task_cost(g) for g in order[len(first):]]  # a task's cost: its segment decoded once
         assert costs == sorted(costs, reverse=True)  # the rest longest first
 
 
