@@ -10,6 +10,7 @@ chunk, so a lost or repeated event never double-counts) and publish them on ``se
     segenc:job:<id>:attempts  hash: task id -> tries started
     segenc:job:<id>:lease:<t> string: the token of the attempt running task t (expires unless renewed)
     segenc:job:<id>:done      hash: task id -> its result (JSON), written before the lease is released
+    segenc:job:<id>:done_at   hash: task id -> when it was marked done (epoch seconds, same write)
     segenc:job:<id>:requeues  list: JSON {task, chunks, worker, reason, time}, newest last
     segenc:job:<id>:tasks     hash: task id -> JSON {started, cost, frames, chunks, worker[, finished]}
     segenc:job:<id>:recipes   hash: task id -> JSON of its message (args, chord part, queue), for a backup
@@ -40,7 +41,7 @@ WORKER_KEY = "segenc:worker:"
 CLUSTER_KEY = "segenc:cluster"
 WATCHDOG_KEY = "segenc:watchdog"
 METRICS_KEY = "segenc:metrics"  # cluster-wide counters for /metrics (chunks, encode seconds, bytes)
-PARTS = ("", "frames", "running", "attempts", "done", "requeues", "tasks", "recipes", "backups")
+PARTS = ("", "frames", "running", "attempts", "done", "done_at", "requeues", "tasks", "recipes", "backups")
 # Compare-and-act on a token, so only the holder renews or releases.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -310,11 +311,17 @@ class JobState:
     def mark_done(self, job_id: str, task: str, result: Any) -> None:
         pipe = self._r.pipeline()
         pipe.hset(self.key(job_id, "done"), task, json.dumps(result))
+        pipe.hset(self.key(job_id, "done_at"), task, time.time())
         chunks = result if isinstance(result, list) and all(isinstance(r, dict) for r in result) else []
         if chunks and all("seconds" in r for r in chunks):  # a chunk task's results: count them once, here
             pipe.hincrby(METRICS_KEY, "chunks_done", len(chunks))
             pipe.hincrbyfloat(METRICS_KEY, "encode_seconds", sum(float(r["seconds"]) for r in chunks))
         pipe.execute()
+
+    def done_at(self, job_id: str, task: str) -> float | None:
+        """When ``task`` was marked done (None: not done, or done before this was recorded)."""
+        raw = self._r.hget(self.key(job_id, "done_at"), task)
+        return float(raw) if raw is not None else None
 
     def done(self, job_id: str, task: str) -> Any | None:
         """A finished task's result, or None if it has not finished."""

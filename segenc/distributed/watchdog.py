@@ -7,6 +7,9 @@ those messages every SWEEP_SECONDS: a segenc task that is neither leased (lease.
 was delivered more than GRACE_SECONDS ago, has lost its worker, so its message goes back to the
 head of its queue through kombu's own restore (atomic: two watchdogs never restore one message
 twice). Messages with an ETA in the future (retries waiting out their countdown) are left alone.
+A done task's message still unacknowledged GRACE_SECONDS after it was marked done is a copy whose
+worker died before acknowledging it: it goes back too, to be skipped (and so to count for its
+chord). Sooner than that it is a live worker between releasing its lease and acknowledging.
 
 Every worker node runs a watchdog thread; a short Redis lock lets one sweep at a time. Only a
 Redis broker needs it: on RabbitMQ (AMQP) the broker itself redelivers a lost consumer's messages.
@@ -60,7 +63,10 @@ def sweep(app: Celery, state: JobState, now: float | None = None) -> list[dict[s
             if state.lease_holder(job_id, name) is not None:
                 continue  # alive
             stage = state.stage(job_id)
-            if state.done(job_id, name) is not None or stage in TERMINAL or stage is None:
+            done = state.done(job_id, name) is not None
+            if done and now - (state.done_at(job_id, name) or 0.0) < GRACE_SECONDS:
+                continue  # just finished: its worker is storing the result and acknowledging it
+            if done or stage in TERMINAL or stage is None:
                 reason = "a copy of a task with nothing left to do: handed back to be skipped"
             else:
                 reason = (f"its worker stopped renewing the lease ({LEASE_SECONDS:.0f} s): "
