@@ -20,9 +20,9 @@ import av
 
 from .codecs import mp4_tag, track_tags
 from .errors import EncodeError, IntegrityError, storage_full
+from .fragments import FragmentFile
 from .model import ChunkSpec
 from .storage import atomic_path, resolve
-from .stream import numbered, split_fragment, tfdt
 
 
 def concat(chunks: list[ChunkSpec], root: str | os.PathLike, out: Path, audio: str | None = None,
@@ -59,15 +59,15 @@ def join(chunks: list[ChunkSpec], files: list[Path], out: Path) -> int:
     Returns the first fragment's decode time (the first frame's, in the track's timescale)."""
     init = None
     start = 0
-    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+    with atomic_path(out) as tmp, open(tmp, "wb", buffering=0) as f:
         for k, (c, path) in enumerate(zip(chunks, files)):
-            head, media = split_fragment(path.read_bytes(), f"chunk {c.chunk_id}")
-            if init is None:
-                init, start = head, tfdt(media)
-                f.write(head)
-            elif head != init:
-                raise IntegrityError(f"chunk {c.chunk_id}: its init segment differs from its rung's first chunk's")
-            f.write(numbered(media, k + 1))
+            with FragmentFile(path, f"chunk {c.chunk_id}") as chunk:
+                if init is None:
+                    init, start = chunk.init, chunk.tfdt()
+                    f.write(init)
+                elif chunk.init != init:
+                    raise IntegrityError(f"chunk {c.chunk_id}: its init segment differs from its rung's first chunk's")
+                chunk.copy_media(f.fileno(), k + 1)
     return start
 
 

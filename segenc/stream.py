@@ -39,68 +39,13 @@ import av
 
 from . import audio, codecs, layout
 from .errors import IntegrityError
+from .fragments import FragmentFile, boxes, numbered, split_fragment, tfdt
 from .model import Plan
 from .storage import atomic_path, resolve, temp_name
 
 VIDEO_TIMESCALE = 90000  # the chunks' track timescale (codecs.add_video_stream)
 AAC_CODEC = "mp4a.40.2"  # FFmpeg's aac encoder: AAC-LC
 HLS_VERSION = 7
-
-
-# --- boxes -----------------------------------------------------------------------------------
-
-def boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[str, int, int]]:
-    """Top-level ISO BMFF boxes of ``data[start:end]`` as (type, offset, size)."""
-    end = len(data) if end is None else end
-    out, i = [], start
-    while i + 8 <= end:
-        size = int.from_bytes(data[i:i + 4], "big")
-        kind = data[i + 4:i + 8].decode("latin-1")
-        if size == 1:
-            size = int.from_bytes(data[i + 8:i + 16], "big")
-        elif size == 0:
-            size = end - i
-        if size < 8 or i + size > end:
-            raise IntegrityError(f"damaged MP4 box {kind!r} at byte {i}")
-        out.append((kind, i, size))
-        i += size
-    return out
-
-
-def split_fragment(data: bytes, what: str = "chunk") -> tuple[bytes, bytes]:
-    """A CMAF chunk file -> (init: everything before the first moof, media: its moof+mdat boxes)."""
-    top = boxes(data)
-    first = next((off for kind, off, _ in top if kind == "moof"), None)
-    if first is None or not any(k == "moov" for k, _, _ in top):
-        raise IntegrityError(f"{what} is not a fragmented MP4 (no moov/moof)")
-    media = b"".join(data[off:off + size] for kind, off, size in top if kind in ("moof", "mdat"))
-    return data[:first], media
-
-
-def numbered(media: bytes, sequence: int) -> bytes:
-    """``media`` (moof+mdat) with its fragment sequence numbers counted from ``sequence``."""
-    out = bytearray(media)
-    for kind, off, size in boxes(out):
-        if kind != "moof":
-            continue
-        for sub, soff, _ in boxes(out, off + 8, off + size):
-            if sub == "mfhd":
-                out[soff + 12:soff + 16] = sequence.to_bytes(4, "big")
-                sequence += 1
-    return bytes(out)
-
-
-def tfdt(media: bytes) -> int:
-    """The base media decode time of the first fragment in ``media``."""
-    for kind, off, size in boxes(media):
-        if kind == "moof":
-            for sub, soff, ssize in boxes(media, off + 8, off + size):
-                if sub == "traf":
-                    for t, toff, _ in boxes(media, soff + 8, soff + ssize):
-                        if t == "tfdt":
-                            v1 = media[toff + 8] == 1
-                            return int.from_bytes(media[toff + 12:toff + (20 if v1 else 16)], "big")
-    raise IntegrityError("fragment without a tfdt")
 
 
 # --- publishing ------------------------------------------------------------------------------
@@ -171,17 +116,18 @@ def _publish_rung(plan: Plan, root, out: Path, rung: str) -> int:
         src = resolve(root, chunks[n].output)
         if not src.exists():
             break  # not encoded yet (or not transferred): the prefix ends here
-        head, media = split_fragment(src.read_bytes(), f"chunk {chunks[n].chunk_id}")
-        if init is None:
-            with atomic_path(init_path) as tmp:
-                tmp.write_bytes(head)
-            init = head
-        elif head != init:
-            raise IntegrityError(
-                f"chunk {chunks[n].chunk_id}: its init segment differs from the rest of {rung}'s (the "
-                f"encoder was configured differently for this chunk); the chunks cannot form one stream")
-        with atomic_path(out / layout.stream_segment(rung, n)) as tmp:
-            tmp.write_bytes(numbered(media, n + 1))
+        with FragmentFile(src, f"chunk {chunks[n].chunk_id}") as chunk:
+            if init is None:
+                with atomic_path(init_path) as tmp:
+                    tmp.write_bytes(chunk.init)
+                init = chunk.init
+            elif chunk.init != init:
+                raise IntegrityError(
+                    f"chunk {chunks[n].chunk_id}: its init segment differs from the rest of {rung}'s (the "
+                    f"encoder was configured differently for this chunk); the chunks cannot form one stream")
+            with atomic_path(out / layout.stream_segment(rung, n)) as tmp:
+                with open(tmp, "wb", buffering=0) as f:
+                    chunk.copy_media(f.fileno(), n + 1)
         n += 1
     return n
 

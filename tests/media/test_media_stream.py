@@ -214,3 +214,35 @@ def test_audio_parts_publish_as_they_land_and_part_zero_goes_first(clip, tmp_pat
     assert publish(plan, root, out, final=True) == {"240p": 2, "audio0": 2}
     assert (out / "audio0" / "s0000.m4s").read_bytes() == early  # published once, never rewritten
     assert sum(len(v) for v in checks.stream_packets(out / "master.m3u8").values()) > plan.info.frames
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False], ids=["copy_file_range", "read-write"])
+def test_fragment_files_are_copied_box_by_box_renumbered_and_truncation_is_named(job, tmp_path, monkeypatch,
+                                                                                 kernel_copy):
+    """A chunk's media copied from disk (moof read and renumbered, mdat copied file to file) is
+    byte for byte what the in-memory split + renumber gives; without copy_file_range (another file
+    system) the bounded read/write path gives the same bytes; a truncated chunk is named."""
+    from segenc.fragments import FragmentFile, numbered, split_fragment, tfdt
+
+    if not kernel_copy:
+        def refuse(*a):
+            raise OSError(18, "Invalid cross-device link")  # EXDEV
+        monkeypatch.setattr("os.copy_file_range", refuse)
+    _, out = job
+    rung = LADDER[-1]
+    init = (out / layout.stream_init(rung)).read_bytes()
+    chunk = tmp_path / "chunk.m4s"
+    chunk.write_bytes(init + (out / layout.stream_segment(rung, 1)).read_bytes())
+    head, media = split_fragment(chunk.read_bytes())
+    copied = tmp_path / "copied.m4s"
+    with FragmentFile(chunk) as f, open(copied, "wb", buffering=0) as w:
+        assert f.init == head == init
+        assert f.tfdt() == tfdt(media) > 0
+        f.copy_media(w.fileno(), 7)
+    assert len(media) > 10_000
+    assert copied.read_bytes() == numbered(media, 7)
+    assert copied.read_bytes() != media  # the sequence number really changed (every chunk writes 1)
+
+    chunk.write_bytes(chunk.read_bytes()[:-100])
+    with pytest.raises(IntegrityError, match="chunk.*(truncated|ended)"):
+        FragmentFile(chunk, "chunk s0001-360p")
