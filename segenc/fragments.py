@@ -86,7 +86,7 @@ class FragmentFile:
         self.path, self.what = Path(path), what
         self.fd = os.open(self.path, os.O_RDONLY)
         try:
-            top = self._top(os.fstat(self.fd).st_size)
+            top = file_boxes(self.fd, os.fstat(self.fd).st_size, what)
             first = next((off for kind, off, _ in top if kind == "moof"), None)
             if first is None or not any(k == "moov" for k, _, _ in top):
                 raise IntegrityError(f"{what} is not a fragmented MP4 (no moov/moof)")
@@ -100,7 +100,12 @@ class FragmentFile:
         return self
 
     def __exit__(self, *exc) -> None:
-        os.close(self.fd)
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
     def tfdt(self) -> int:
         """The first fragment's base media decode time (reads its moof only)."""
@@ -111,40 +116,46 @@ class FragmentFile:
         """Append the moof+mdat boxes to ``out_fd`` (at its position), fragments numbered from ``sequence``."""
         for kind, off, size in self.media:
             if kind == "moof":
-                _write_all(out_fd, numbered(self._read(off, size), sequence))
+                write_all(out_fd, numbered(self._read(off, size), sequence))
                 sequence += 1
             else:
-                _copy_range(self.fd, out_fd, off, size, self.what)
-
-    def _top(self, end: int) -> list[tuple[str, int, int]]:
-        out, i = [], 0
-        while i + 8 <= end:
-            head = self._read(i, min(16, end - i))
-            size, kind = int.from_bytes(head[:4], "big"), head[4:8].decode("latin-1")
-            if size == 1:
-                size = int.from_bytes(head[8:16], "big") if len(head) >= 16 else 0
-            elif size == 0:
-                size = end - i
-            if size < 8 or i + size > end:
-                raise IntegrityError(f"{self.what}: damaged MP4 box {kind!r} at byte {i} (the file is truncated?)")
-            out.append((kind, i, size))
-            i += size
-        return out
+                copy_range(self.fd, out_fd, off, size, self.what)
 
     def _read(self, offset: int, size: int) -> bytes:
-        data = os.pread(self.fd, size, offset)
-        if len(data) != size:
-            raise IntegrityError(f"{self.what}: the file ended inside a box at byte {offset}")
-        return data
+        return read_exact(self.fd, offset, size, self.what)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def file_boxes(fd: int, end: int, what: str) -> list[tuple[str, int, int]]:
+    """Top-level boxes of the file open at ``fd`` (``end``: its size), read by their headers."""
+    out, i = [], 0
+    while i + 8 <= end:
+        head = read_exact(fd, i, min(16, end - i), what)
+        size, kind = int.from_bytes(head[:4], "big"), head[4:8].decode("latin-1")
+        if size == 1:
+            size = int.from_bytes(head[8:16], "big") if len(head) >= 16 else 0
+        elif size == 0:
+            size = end - i
+        if size < 8 or i + size > end:
+            raise IntegrityError(f"{what}: damaged MP4 box {kind!r} at byte {i} (the file is truncated?)")
+        out.append((kind, i, size))
+        i += size
+    return out
+
+
+def read_exact(fd: int, offset: int, size: int, what: str) -> bytes:
+    data = os.pread(fd, size, offset)
+    if len(data) != size:
+        raise IntegrityError(f"{what}: the file ended inside a box at byte {offset}")
+    return data
+
+
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
 
 
-def _copy_range(src: int, dst: int, offset: int, count: int, what: str) -> None:
+def copy_range(src: int, dst: int, offset: int, count: int, what: str) -> None:
     """``count`` bytes of ``src`` from ``offset`` appended to ``dst`` at its position."""
     kernel = hasattr(os, "copy_file_range")
     while count > 0:
@@ -160,7 +171,7 @@ def _copy_range(src: int, dst: int, offset: int, count: int, what: str) -> None:
                 continue
         else:
             data = os.pread(src, step, offset)
-            _write_all(dst, data)
+            write_all(dst, data)
             n = len(data)
         if n <= 0:
             raise IntegrityError(f"{what}: the file ended inside a box at byte {offset}")
