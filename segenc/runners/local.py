@@ -23,6 +23,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import types
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -57,8 +58,10 @@ def _warm() -> None:
     importlib.import_module("segenc.steps")  # PyAV, numpy: loaded while the caller probes and plans
 
 
-def _concat(plan: str, name: str, root: str, out: str) -> dict:
-    return concat_rendition(Plan.from_json(plan), name, root, Path(out))
+def _concat(plan: str, name: str, root: str, out: str) -> tuple[dict, float]:
+    t = time.perf_counter()
+    facts = concat_rendition(Plan.from_json(plan), name, root, Path(out))
+    return facts, time.perf_counter() - t
 
 
 _main_lock = threading.Lock()
@@ -141,6 +144,7 @@ class LocalRunner(Runner):
         left = {r.name: len(plan.chunks_of(r.name)) for r in plan.renditions}
         audio_left = len(plan.audio_parts)
         concatenated: dict[str, tuple[Path, dict]] = {}
+        stitched = 0.0
         staged: dict[str, Path] = {}
         plan_json = plan.to_json()
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -175,7 +179,9 @@ class LocalRunner(Runner):
                                 raise exc
                             raise SegencError(f"{what} failed: {exc}") from exc
                         if isinstance(job, str):
-                            concatenated[job] = (staged[job], f.result())
+                            facts, seconds = f.result()
+                            concatenated[job] = (staged[job], facts)
+                            stitched += seconds
                             continue
                         results.extend(map(ChunkResult.from_dict, f.result()))
                         publish(plan, root, out_dir)  # this process is the job's one playlist writer
@@ -188,7 +194,9 @@ class LocalRunner(Runner):
                                 left[spec.rendition.name] -= 1
             finally:
                 _drain(events, report)
-            return finish(plan, results, root, out_dir, report, concatenated=concatenated)
+            result = finish(plan, results, root, out_dir, report, concatenated=concatenated)
+            result.timings["stitch"] = stitched  # the renditions' concats, in the pool beside the encodes
+            return result
         except (JobCancelled, KeyboardInterrupt):
             cancelled = True  # running chunks are stopped, not awaited
             raise
