@@ -44,7 +44,9 @@ from .registry import register
 from .report import RESULTS_DIR, fmt, md_table, text_table, write_results
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_FROM = RESULTS_DIR / "ladder-clean.json"
+# The calibrating run, made with the current code: python -m benchmarks ladder --flavour clean
+# --variants segenc --repeat 3 --no-quality --tag calibration
+DEFAULT_FROM = RESULTS_DIR / "ladder-clean-calibration.json"
 DEFAULT_CLUSTER = RESULTS_DIR / "cluster.json"
 DEFAULT_REHEARSAL = RESULTS_DIR / "rehearsal.json"
 # Used when cluster.json is missing: the medians the cluster figure measured (2026-11-24, 2 cores,
@@ -63,10 +65,10 @@ TRANSFER_MB_PER_SECOND = 0.49
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="sources", action="append", metavar="PATH",
                    help="ladder result JSON to calibrate from (repeatable; the first is the calibrating run "
-                        "for the serial stages and the validation; default results/ladder-clean.json)")
+                        "for the serial stages and the validation; default results/ladder-clean-calibration.json)")
     p.add_argument("--companions", choices=("auto", "none"), default="auto",
                    help="auto (default): also fit the task times on the other ladder results next to the first "
-                        "--from file with the same input (flavour, size, fps, GOP) and CPU; several segment "
+                        "--from file with the same input (flavour, size, fps, GOP), CPU and kernel; several segment "
                         "lengths make the fixed per-task overhead identifiable")
     p.add_argument("--cluster", default=str(DEFAULT_CLUSTER),
                    help="cluster figure JSON for dispatch latency / chord delay (default results/cluster.json)")
@@ -85,6 +87,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concat", choices=("serial", "parallel"), default="serial",
                    help="concat the renditions one after another, as segenc's finish step does (default), or "
                         "in parallel: what a finish that spread them over workers would give (not built)")
+    p.add_argument("--long-source", default="auto", metavar="auto|none|PATH",
+                   help="a real source of the modelled length on which the probe and the split are timed for "
+                        "every plan (auto, the default: the calibrating input's kind at --minutes from the "
+                        "benchmark input cache, generated once if missing, ~4 min for 10 min of 1080p; none: "
+                        "extrapolate both per source second from the calibrating run; ignored with --size, "
+                        "--fps or --gop)")
     p.add_argument("--results-dir", default=str(RESULTS_DIR), help="where to write the result files")
     p.add_argument("--tag", default="projection", help="result file stem (default projection)")
     p.add_argument("--no-save", action="store_true", help="print only")
@@ -166,6 +174,10 @@ def _same_input(a: dict[str, Any], b: dict[str, Any]) -> bool:
     # The same CPU: model and cores, and its vector extensions (machines here share one model name
     # with and without AVX-512, and x264 is about 25% slower without it).
     if (ma.get("cpu_model"), ma.get("cores"), ma.get("simd")) != (mb_.get("cpu_model"), mb_.get("cores"), mb_.get("simd")):
+        return False
+    # And the same machine build (its kernel): the same CPU model and extensions under another
+    # build ran the same ffmpeg CLI ladder 34% slower (39.4 s on 2026-11-24, 52.9 s on 2026-12-03).
+    if ma.get("kernel") and mb_.get("kernel") and ma["kernel"] != mb_["kernel"]:
         return False
     aa, ab = a.get("args", {}), b.get("args", {})
     # The same encoder too: the fit is x264's (the codec figures' HEVC and AV1 runs cost otherwise).
@@ -317,8 +329,10 @@ def collect_tasks(paths: list[Path], problems: list[str]) -> tuple[list[dict[str
                     got = t["frames"].get(c.chunk_id)
                     if c.kind == "video" and got is not None and got != c.frames:
                         problems.append(f"{path.name} run {i}: {c.chunk_id} encoded {got} frames, planned {c.frames}")
+                # an audio task is a run of parts: its audio is all of theirs, plus one lead-in (as modelled)
+                audio_s = sum(c.duration for c in chunks) + AUDIO_LEAD_SECONDS if chunks[0].kind == "audio" else 0.0
                 row = {"file": path.name, "run": i, "chunks": t["chunks"], "seconds": t["seconds"],
-                       "cost": task_cost(chunks), "duration": chunks[0].duration,
+                       "cost": task_cost(chunks), "duration": audio_s or chunks[0].duration,
                        "label": _task_label(chunks, chunks[0].duration)}
                 (audio if chunks[0].kind == "audio" else video).append(row)
     return video, audio
@@ -377,6 +391,11 @@ def calibrate(args: argparse.Namespace, problems: list[str]) -> dict[str, Any]:
     info, how = input_info(data)
     dur = info.duration
     stage = {k: _median(r["extra"].get("timings", {}).get(k) for r in runs) for k in ("probe", "plan", "split", "concat")}
+    # The finish step of a distributed job stitches every rendition itself; the local runner
+    # stitches them in its pool beside the last encodes (``stitch``) and its finish only packages.
+    # Runs recorded before ``stitch`` existed count their finish step alone.
+    stitch = _median(r["extra"].get("timings", {}).get("stitch") for r in runs)
+    stage["concat"] += 0.0 if math.isnan(stitch) else stitch
     serial_rates = {k: v / dur for k, v in stage.items()}  # seconds per source second
     audio_rate = _median(t["seconds"] / t["duration"] for t in audio) if audio else 0.0
     # Concat per rendition: the measured (serial) concat split in proportion to the output bytes.
@@ -420,7 +439,7 @@ def calibrate(args: argparse.Namespace, problems: list[str]) -> dict[str, Any]:
                             "from": f"{rehearsal.name} ({top['slots']} slots; gap from {dispatch['from']})"}
     spec = data.get("input", {}).get("spec", {})
     return {
-        "primary": str(primary), "fit_files": [p.name for p in fit_files], "info_from": how,
+        "primary": str(primary), "fit_files": [p.name for p in fit_files], "info_from": how, "input_spec": spec,
         "input": {"width": info.width, "height": info.height, "fps": info.fps, "duration": dur,
                   "gop": spec.get("gop") or (info.keyframes[1] - info.keyframes[0] if len(info.keyframes) > 1 else 0),
                   "bytes_per_second": (info.size or data.get("input", {}).get("bytes", 0)) / dur,
@@ -439,6 +458,63 @@ def calibrate(args: argparse.Namespace, problems: list[str]) -> dict[str, Any]:
         "run_chunk_seconds": replan_calibration(data, runs[0])[1],
         "tasks_timeline": [{k: t[k] for k in ("file", "run", "chunks", "seconds", "cost", "predicted")} for t in video],
     }
+
+
+class LongSource:
+    """The probe and the split timed on a real source of the modelled length, not extrapolated
+    from a short run: the probe reads an MP4's index, so its cost is mostly fixed (0.1 s for
+    10 min of 1080p, where 60 s take 0.13 s), and the split's depends on the segment count."""
+
+    def __init__(self, path: Path) -> None:
+        from segenc.probe import probe
+
+        self.path = path
+        with open(path, "rb") as f:  # in the page cache first, as an upload is when it is split
+            while f.read(1 << 24):
+                pass
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            self.info = probe(path)
+            times.append(time.perf_counter() - t)
+        self.probe = min(times)
+        self.splits: dict[tuple, float] = {}
+
+    def split(self, plan) -> float:
+        """Seconds to split ``plan``'s segments (and its audio copy) out of the source, timed once per layout."""
+        import shutil
+        import tempfile
+
+        from segenc.split import split
+
+        key = (tuple((s.key_frame, s.end_frame) for s in plan.segments), bool(plan.audio_source))
+        if key not in self.splits:
+            root = Path(tempfile.mkdtemp(prefix=".projection-split-", dir=self.path.parent))
+            try:
+                t = time.perf_counter()
+                split(self.path, plan, root)
+                self.splits[key] = time.perf_counter() - t
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+        return self.splits[key]
+
+    def without_audio(self):
+        import dataclasses
+
+        return dataclasses.replace(self.info, has_audio=False, audio_codec=None, audio_sample_rate=None,
+                                   audio_channels=None, audio_duration=None, audio_languages=(), audio_titles=(),
+                                   streams=1)
+
+
+def long_source(args: argparse.Namespace, cal: dict[str, Any], seconds: float) -> LongSource | None:
+    if args.long_source == "none" or args.size or args.fps or args.gop:
+        return None
+    if args.long_source != "auto":
+        return LongSource(Path(args.long_source))
+    from .inputs import InputSpec, ensure_input
+
+    fields = {k: v for k, v in (cal.get("input_spec") or {}).items() if k in InputSpec.__dataclass_fields__}
+    return LongSource(ensure_input(InputSpec(**{**fields, "seconds": seconds})))
 
 
 # --------------------------------------------------------------------------------------------
@@ -485,7 +561,7 @@ def concat_seconds(cal: dict[str, Any], renditions, duration: float, workers: in
 
 def predict(cal: dict[str, Any], info, ladder, chunk: str | float, workers: int, *, concat: str,
             dispatch: dict[str, float], settings_base: dict[str, Any] | None = None,
-            serial_scale: float = 1.0) -> dict[str, Any]:
+            serial_scale: float = 1.0, long: LongSource | None = None) -> dict[str, Any]:
     """Model one job: plan it, predict every task, schedule on ``workers``, add the serial stages."""
     settings = make_settings(chunk, settings_base if settings_base is not None else cal["settings"])
     t_plan = time.perf_counter()
@@ -506,7 +582,10 @@ def predict(cal: dict[str, Any], info, ladder, chunk: str | float, workers: int,
     makespan, busy = schedule(times, workers, first, gap, dispatch.get("publish", 0.0))
     dur = info.duration
     r = cal["serial_rates"]
-    before = (r["probe"] + r["split"]) * dur * serial_scale + plan_s
+    if long is not None:  # timed on a real source of this length
+        before = long.probe + long.split(p) + plan_s
+    else:
+        before = (r["probe"] + r["split"]) * dur * serial_scale + plan_s
     cat = concat_seconds(cal, p.renditions, dur, workers, concat) * serial_scale
     wall = before + makespan + chord + cat
     work = sum(times)
@@ -646,17 +725,19 @@ def run(args: argparse.Namespace) -> int:
     seconds = args.minutes * 60
     # Serial stages scale with the source's bytes; at another size/fps, assume the same bits per pixel.
     scale = (width * height * fps) / (inp["width"] * inp["height"] * inp["fps"])
-    info = synthetic_info(seconds, width, height, fps, gop, bytes_per_second=inp["bytes_per_second"] * scale)
+    long = long_source(args, cal, seconds)
+    info = long.info if long else synthetic_info(seconds, width, height, fps, gop,
+                                                 bytes_per_second=inp["bytes_per_second"] * scale)
     workers = sorted({int(w) for w in args.workers.split(",")})
     chunks: list[str | float] = [c.strip() if c.strip() == "auto" else float(c) for c in args.chunks.split(",")]
 
     # The same source without its audio track: what the video tasks alone would scale to (the
     # audio parts add to it).
-    info_v = synthetic_info(seconds, width, height, fps, gop, bytes_per_second=inp["bytes_per_second"] * scale,
-                            has_audio=False)
+    info_v = long.without_audio() if long else synthetic_info(
+        seconds, width, height, fps, gop, bytes_per_second=inp["bytes_per_second"] * scale, has_audio=False)
     rows = []
     for chunk in chunks:
-        kw = dict(concat=args.concat, dispatch=cal["dispatch"], settings_base=base, serial_scale=scale)
+        kw = dict(concat=args.concat, dispatch=cal["dispatch"], settings_base=base, serial_scale=scale, long=long)
         ref, ref_v = predict(cal, info, ladder, chunk, 1, **kw), predict(cal, info_v, ladder, chunk, 1, **kw)
         for w in workers:
             m = dict(ref) if w == 1 else predict(cal, info, ladder, chunk, w, **kw)
@@ -712,7 +793,8 @@ def run(args: argparse.Namespace) -> int:
         f"second: probe {r['probe'] * 1e3:.2f} ms, split {r['split'] * 1e3:.2f} ms (the planner is timed for each row: "
         f"{min(m['plan'] for m in rows):.2f}-{max(m['plan'] for m in rows):.2f} s; the calibrating run's plan "
         f"{r['plan'] * 1e3:.3f} ms per source second), "
-        f"concat {r['concat'] * 1e3:.2f} ms (all renditions, serial; per rendition by output bytes: "
+        f"concat {r['concat'] * 1e3:.2f} ms (the finish step: all renditions stitched in series, and the "
+        f"stream finished and packaged; per rendition by output bytes: "
         + ", ".join(f"{k} {100 * v:.0f}%" for k, v in cal["concat_share"].items()) + ")",
         f"dispatch ({d['from']}): first start {d['first_start'] * 1e3:.1f} ms, gap between tasks {d['gap'] * 1e3:.1f} ms, "
         f"chord completion {d['chord'] * 1e3:.1f} ms"
@@ -724,6 +806,14 @@ def run(args: argparse.Namespace) -> int:
         f"{cal['local']['chord'] * 1e3:.0f} ms, outside encode() {cal['outside']:.2f} s",
         f"concat modelled {args.concat}",
     ]
+    if long:
+        splits = sorted(long.splits.values())
+        calib_lines.insert(3, f"probe and split timed on {long.path.name} ({long.info.duration:.0f} s, "
+                              f"{long.info.size / 1e6:.0f} MB, read once first: an upload is in the page cache when it is split), not "
+                              f"extrapolated: probe {long.probe:.3f} s (best of 3), "
+                              f"split {splits[0]:.2f}-{splits[-1]:.2f} s over the {len(splits)} segment layouts the "
+                              "rows plan (the per-second rates above would give "
+                              f"{r['probe'] * long.info.duration:.2f} s and {r['split'] * long.info.duration:.2f} s)")
 
     # Terminal
     print(f"projection: {src}")
@@ -744,7 +834,9 @@ def run(args: argparse.Namespace) -> int:
         print("warning: " + p_, file=sys.stderr)
 
     md = ["# projection: modelled wall time on many workers\n",
-          f"- **modelled source**: {src} (a synthetic constant-frame-rate source with an AAC track)",
+          f"- **modelled source**: {src} " + (f"(a real generated file, {long.path.name}, probed; its probe and "
+                                               "split timed on it)" if long else
+                                               "(a synthetic constant-frame-rate source with an AAC track)"),
           f"- **calibration**: {Path(cal['primary']).name} + {len(cal['fit_files']) - 1} companion result(s); "
           f"machine {mach.get('cores')} cores {mach.get('cpu_model', '')}, segenc {mach.get('git', '?')}",
           "- **command**: `" + " ".join(["python -m benchmarks projection"] + (sys.argv[2:] if sys.argv[1:2] == ["projection"] else [])) + "`",
@@ -774,7 +866,9 @@ def run(args: argparse.Namespace) -> int:
     data = {"figure": "projection", "args": {k: v for k, v in vars(args).items() if k != "func"},
             "modelled_source": {"seconds": seconds, "width": width, "height": height, "fps": fps, "gop": gop,
                                 "ladder": ladder},
-            "calibration": cal, "rows": rows, "validation": val, "problems": problems}
+            "calibration": cal, "rows": rows, "validation": val, "problems": problems,
+            "long_source": {"file": long.path.name, "seconds": long.info.duration, "bytes": long.info.size,
+                            "probe_s": long.probe, "split_s": sorted(long.splits.values())} if long else None}
     if not args.no_save:
         out_dir = Path(args.results_dir)
         png = None if args.no_plot else plot(rows, out_dir / f"{args.tag}.png", f"segenc projection: {src}")
