@@ -39,6 +39,16 @@ AUTO_CHUNK_STEP = 0.5
 AUTO_CHUNK_TOLERANCE = 0.01
 TASK_OVERHEAD = 1.3e7  # 0.13 s of a core: the first fit of `python -m benchmarks projection`
 # (later refits put it near 0); kept as a bias towards fewer chunks, each of which costs an IDR.
+# The video's cost units are output pixel-frames, but what a pixel costs x264 grows with the
+# content's complexity, which the source's bit rate shows; the audio parts' and the per-task
+# overhead's cost do not. So both are weighed against the video divided by ``complexity``:
+# (source bits per pixel / COMPLEXITY_REF_BPP) ** COMPLEXITY_EXPONENT, at least 1. Measured
+# (x264 veryfast, 2026-12-03): a grainy 3.0 bits/pixel source took 61.8 s per 1e9 units, a clean
+# 0.14 bits/pixel one 11.6 s (5.3x); on the grainy 10 s 720p clip the plan it leads to (4 s
+# chunks, not 6.5 s) ran at 0.90x the ffmpeg CLI instead of 0.77x.
+COMPLEXITY_REF_BPP = 0.14
+COMPLEXITY_EXPONENT = math.log(61.8 / 11.6) / math.log(3.0 / 0.14)
+COMPLEXITY_MAX = 8.0
 # With this many full rounds at AUTO_CHUNK_MAX the last round's imbalance is noise: no search.
 AUTO_CHUNK_ROUNDS = 20
 # Size: every chunk starts with an IDR. Where a cut falls on the output's own GOP grid
@@ -91,6 +101,21 @@ def size_penalty(info: MediaInfo, segments, gop: float) -> float:
     return IDR_COST_SECONDS * off / max(info.duration, 1e-9)
 
 
+def complexity(info: MediaInfo) -> float:
+    """How much dearer than clean content a pixel of this source is to encode (1 .. COMPLEXITY_MAX),
+    from its bits per pixel (its size over its duration and frames: audio included)."""
+    pixels = info.duration * info.width * info.height * info.fps
+    if not info.size or pixels <= 0:
+        return 1.0
+    bpp = info.size * 8 / pixels
+    return min(COMPLEXITY_MAX, max(1.0, (bpp / COMPLEXITY_REF_BPP) ** COMPLEXITY_EXPONENT))
+
+
+def task_overhead(info: MediaInfo) -> float:
+    """TASK_OVERHEAD in this source's cost units (see ``complexity``)."""
+    return TASK_OVERHEAD / complexity(info)
+
+
 def auto_chunk_seconds(info: MediaInfo, ladder, settings: Settings, workers: int | None) -> float:
     """The chunk length for ``workers`` parallel single-core workers (unknown or one: the longest).
 
@@ -102,13 +127,14 @@ def auto_chunk_seconds(info: MediaInfo, ladder, settings: Settings, workers: int
     if not workers or workers < 2 or info.duration >= AUTO_CHUNK_MAX * workers * AUTO_CHUNK_ROUNDS:
         return AUTO_CHUNK_MAX
     spans: dict[float, tuple[float, ...]] = {}
+    overhead = task_overhead(info)
     length = AUTO_CHUNK_MAX
     while length >= AUTO_CHUNK_MIN - 1e-9:
         p = plan(info, ladder, settings.with_(chunk_seconds=length), job_id="", workdir="", workers=workers)
         length = round(length - AUTO_CHUNK_STEP, 3)
         if spans and size_penalty(info, p.segments, settings.gop) > SIZE_TARGET:
             continue  # too many extra IDRs: the size budget sets the floor
-        spans[p.settings.chunk_seconds] = schedule_key([t.cost + TASK_OVERHEAD for t in p.tasks], workers)
+        spans[p.settings.chunk_seconds] = schedule_key([t.cost + overhead for t in p.tasks], workers)
     near = dict(spans)
     for level in range(2):  # the whole schedule, then the rest beside the longest task
         best = min(k[level] for k in near.values())
@@ -228,14 +254,14 @@ def audio_parts(info: MediaInfo, settings: Settings, segments, job_id: str, work
     ends = [str(t) for t in starts[1:]] + [""]
     end_time = Fraction(info.duration).limit_denominator(1_000_000)
     tracks = max(1, len(info.audio_languages))
+    rate = AUDIO_COST_PER_SECOND * tracks / complexity(info)
     parts = []
     for i, (a, b) in enumerate(zip(starts, ends)):
         seconds = float((Fraction(b) if b else end_time) - a)
         parts.append(ChunkSpec(
             job_id=job_id, chunk_id=f"a{i:04d}", kind="audio", source=layout.audio_source(workdir),
             output=layout.audio_part(workdir, i), settings=settings, segment=i, span=(str(a), b),
-            duration=seconds, cost=(seconds + AUDIO_LEAD_SECONDS) * AUDIO_COST_PER_SECOND * tracks,
-            decode_cost=AUDIO_LEAD_SECONDS * AUDIO_COST_PER_SECOND * tracks,
+            duration=seconds, cost=(seconds + AUDIO_LEAD_SECONDS) * rate, decode_cost=AUDIO_LEAD_SECONDS * rate,
         ))
     return parts
 
