@@ -248,8 +248,8 @@ def _read_fragments(chunk: FragmentFile, defaults: tuple[int, int, int], samples
     return runs
 
 
-def _video_trak(init: bytes, s: _Samples, frame_ticks: int, movie_scale: int, timescale: int,
-                wide: bool) -> tuple[bytes, int, int]:
+def _video_trak(init: bytes, s: _Samples, frame_ticks: int, movie_scale: int,
+                timescale: int) -> tuple[bytes, int, int]:
     """The video trak (without chunk tables: see _with_chunks), its movie-timescale duration and
     the first frame's decode time (source clock, track timescale)."""
     n = len(s.sizes)
@@ -276,7 +276,7 @@ def _video_trak(init: bytes, s: _Samples, frame_ticks: int, movie_scale: int, ti
         stbl.append(_full("stsz", 0, 0, struct.pack(">II", s.sizes[0], n)))
     else:
         stbl.append(_full("stsz", 0, 0, struct.pack(">II", 0, n), struct.pack(f">{n}I", *s.sizes)))
-    stbl.append(_chunk_boxes([], wide))  # placeholders, replaced by _with_chunks
+    stbl.append(_chunk_boxes([], False))  # placeholders, replaced by _with_chunks
 
     trak = init[slice(*_span(_path(init, "moov", "trak")))]
     trak = _replace(trak, ("mdia", "minf", "stbl"), _box("stbl", *stbl))
@@ -446,12 +446,17 @@ def write(chunks: list[Path], sides: list[Path], out: Path, *, frame_seconds: fl
 
         runs = sorted((r for t in tracks for r in t.runs), key=lambda r: (r.start, r.track))
         payload = sum(r.size for r in runs)
-        wide = payload + moov_size * 2 + (1 << 20) + 12 * len(runs) > _U32
         frame_ticks = round(frame_seconds * timescale)
-        video.trak, video_duration, first = _video_trak(init, samples, frame_ticks, movie_scale, timescale, wide)
+        video.trak, video_duration, first = _video_trak(init, samples, frame_ticks, movie_scale, timescale)
         ftyp = _ftyp(init)
         mdat_head = 16 if payload + 16 > _U32 else 8
-        size = len(_moov(moov, tracks, wide, video_duration, title))  # the offsets do not change its size
+        # 32-bit chunk offsets unless the last chunk would start past 4 GB (then 64-bit ones,
+        # which only make the moov bigger); the offsets never change the moov's size.
+        wide = False
+        size = len(_moov(moov, tracks, wide, video_duration, title))
+        if len(ftyp) + size + mdat_head + payload > _U32:
+            wide = True
+            size = len(_moov(moov, tracks, wide, video_duration, title))
         pos = len(ftyp) + size + mdat_head
         for r in runs:
             r.out = pos

@@ -25,17 +25,22 @@ _COPY_STEP = 1 << 24  # bytes per copy call (16 MiB): a bounded buffer on the re
 
 def boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[str, int, int]]:
     """Top-level ISO BMFF boxes of ``data[start:end]`` as (type, offset, size)."""
-    end = len(data) if end is None else end
+    return _walk(lambda i, n: data[i:i + n], start, len(data) if end is None else end, "")
+
+
+def _walk(read, start: int, end: int, what: str) -> list[tuple[str, int, int]]:
+    """The boxes in [start, end), their headers read with ``read(offset, size)``."""
     out, i = [], start
     while i + 8 <= end:
-        size = int.from_bytes(data[i:i + 4], "big")
-        kind = data[i + 4:i + 8].decode("latin-1")
+        head = read(i, min(16, end - i))
+        size, kind = int.from_bytes(head[:4], "big"), head[4:8].decode("latin-1")
         if size == 1:
-            size = int.from_bytes(data[i + 8:i + 16], "big")
+            size = int.from_bytes(head[8:16], "big") if len(head) >= 16 else 0
         elif size == 0:
             size = end - i
         if size < 8 or i + size > end:
-            raise IntegrityError(f"damaged MP4 box {kind!r} at byte {i}")
+            raise IntegrityError(f"{what + ': ' if what else ''}damaged MP4 box {kind!r} at byte {i}"
+                                 + (" (the file is truncated?)" if what else ""))
         out.append((kind, i, size))
         i += size
     return out
@@ -127,19 +132,7 @@ class FragmentFile:
 
 def file_boxes(fd: int, end: int, what: str) -> list[tuple[str, int, int]]:
     """Top-level boxes of the file open at ``fd`` (``end``: its size), read by their headers."""
-    out, i = [], 0
-    while i + 8 <= end:
-        head = read_exact(fd, i, min(16, end - i), what)
-        size, kind = int.from_bytes(head[:4], "big"), head[4:8].decode("latin-1")
-        if size == 1:
-            size = int.from_bytes(head[8:16], "big") if len(head) >= 16 else 0
-        elif size == 0:
-            size = end - i
-        if size < 8 or i + size > end:
-            raise IntegrityError(f"{what}: damaged MP4 box {kind!r} at byte {i} (the file is truncated?)")
-        out.append((kind, i, size))
-        i += size
-    return out
+    return _walk(lambda i, n: read_exact(fd, i, n, what), 0, end, what)
 
 
 def read_exact(fd: int, offset: int, size: int, what: str) -> bytes:

@@ -15,7 +15,7 @@ from segenc.concat import concat
 from segenc.errors import IntegrityError, StorageFullError
 from segenc.model import ChunkSpec
 from segenc.settings import Settings
-from tests import checks
+from tests import checks, disks
 
 pytestmark = pytest.mark.media
 
@@ -117,16 +117,8 @@ def test_chunks_with_different_inits_are_refused_by_name(parts, tmp_path):
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or r.returncode})")
-    try:
+    with disks.tmpfs(tmp_path, "64k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_full_disk_while_stitching_is_storage_full_and_leaves_nothing(parts, tiny_disk):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +17,7 @@ import requests
 
 from benchmarks.service_load import Drainer, noise_clip, open_websocket, stalled_upload
 from service.redis_server import RedisServer
+from tests import disks
 from tests.service.conftest import running_instance
 
 pytestmark = pytest.mark.service
@@ -106,16 +106,8 @@ def test_out_of_range_paging_is_400_json(service, query):
 
 @pytest.fixture
 def tmpfs(tmp_path):
-    mnt = tmp_path / "tmpfs"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=60m,mode=0700", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a 60 MB tmpfs here ({r.stderr.strip() or r.returncode}); full-disk tests skipped")
-    try:
+    with disks.tmpfs(tmp_path, "60m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 @pytest.fixture
