@@ -128,13 +128,21 @@ def auto_chunk_seconds(info: MediaInfo, ladder, settings: Settings, workers: int
         return AUTO_CHUNK_MAX
     spans: dict[float, tuple[float, ...]] = {}
     overhead = task_overhead(info)
+    # Lengths whose cuts snap to the same keyframes plan the same job (a plan depends on its
+    # cuts only): plan each layout once (10 min with 2 s keyframes: 6 layouts for 17 lengths).
+    layouts: dict[tuple[int, ...], tuple[float, tuple[float, float]]] = {}
     length = AUTO_CHUNK_MAX
     while length >= AUTO_CHUNK_MIN - 1e-9:
-        p = plan(info, ladder, settings.with_(chunk_seconds=length), job_id="", workdir="", workers=workers)
-        length = round(length - AUTO_CHUNK_STEP, 3)
-        if spans and size_penalty(info, p.segments, settings.gop) > SIZE_TARGET:
+        cuts = tuple(cut_points(info, length))
+        if cuts not in layouts:
+            p = plan(info, ladder, settings.with_(chunk_seconds=length), job_id="", workdir="", workers=workers)
+            layouts[cuts] = (size_penalty(info, p.segments, settings.gop),
+                             schedule_key([t.cost + overhead for t in p.tasks], workers))
+        penalty, key = layouts[cuts]
+        chosen, length = length, round(length - AUTO_CHUNK_STEP, 3)
+        if spans and penalty > SIZE_TARGET:
             continue  # too many extra IDRs: the size budget sets the floor
-        spans[p.settings.chunk_seconds] = schedule_key([t.cost + overhead for t in p.tasks], workers)
+        spans[chosen] = key
     near = dict(spans)
     for level in range(2):  # the whole schedule, then the rest beside the longest task
         best = min(k[level] for k in near.values())
