@@ -461,6 +461,8 @@ def calibrate(args: argparse.Namespace, problems: list[str]) -> dict[str, Any]:
 
 
 class LongSource:
+    REPEAT = 3  # timings per measurement; the median is kept
+
     """The probe and the split timed on a real source of the modelled length, not extrapolated
     from a short run: the probe reads an MP4's index, so its cost is mostly fixed (0.1 s for
     10 min of 1080p, where 60 s take 0.13 s), and the split's depends on the segment count."""
@@ -473,11 +475,11 @@ class LongSource:
             while f.read(1 << 24):
                 pass
         times = []
-        for _ in range(3):
+        for _ in range(self.REPEAT):
             t = time.perf_counter()
             self.info = probe(path)
             times.append(time.perf_counter() - t)
-        self.probe = min(times)
+        self.probe = statistics.median(times)
         self.splits: dict[tuple, float] = {}
 
     def split(self, plan) -> float:
@@ -489,13 +491,16 @@ class LongSource:
 
         key = (tuple((s.key_frame, s.end_frame) for s in plan.segments), bool(plan.audio_source))
         if key not in self.splits:
-            root = Path(tempfile.mkdtemp(prefix=".projection-split-", dir=self.path.parent))
-            try:
-                t = time.perf_counter()
-                split(self.path, plan, root)
-                self.splits[key] = time.perf_counter() - t
-            finally:
-                shutil.rmtree(root, ignore_errors=True)
+            times = []
+            for _ in range(self.REPEAT):  # one timing swung 0.5-1.4 s on this machine
+                root = Path(tempfile.mkdtemp(prefix=".projection-split-", dir=self.path.parent))
+                try:
+                    t = time.perf_counter()
+                    split(self.path, plan, root)
+                    times.append(time.perf_counter() - t)
+                finally:
+                    shutil.rmtree(root, ignore_errors=True)
+            self.splits[key] = statistics.median(times)
         return self.splits[key]
 
     def without_audio(self):
@@ -810,7 +815,7 @@ def run(args: argparse.Namespace) -> int:
         splits = sorted(long.splits.values())
         calib_lines.insert(3, f"probe and split timed on {long.path.name} ({long.info.duration:.0f} s, "
                               f"{long.info.size / 1e6:.0f} MB, read once first: an upload is in the page cache when it is split), not "
-                              f"extrapolated: probe {long.probe:.3f} s (best of 3), "
+                              f"extrapolated (medians of {long.REPEAT} timings): probe {long.probe:.3f} s, "
                               f"split {splits[0]:.2f}-{splits[-1]:.2f} s over the {len(splits)} segment layouts the "
                               "rows plan (the per-second rates above would give "
                               f"{r['probe'] * long.info.duration:.2f} s and {r['split'] * long.info.duration:.2f} s)")
