@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from celery import Celery, chord, shared_task, signature
-from celery.exceptions import Ignore
+from celery.exceptions import ChordError, Ignore
 
 from .. import layout
 from ..errors import InputError, IntegrityError, JobCancelled, JobFailed, SegencError, storage_full
@@ -230,13 +230,24 @@ def _finish(state: JobState, root: Path, results: list[list[dict]], workdir: str
 
 
 @shared_task(bind=True, name="segenc.chord_failed")
-def chord_failed(self, failed_task_id: str, job_id: str) -> None:
+def chord_failed(self, failed_task_id: str, job_id: str, workdir: str | None = None, out: str | None = None) -> None:
     """Errback of the chord body: whatever failed, the job ends ``failed``, never left hanging.
 
     (Bound tasks are called as link errors with the failed task's id.) A chunk that failed in
-    our code has already named itself; this covers the rest (time limits, lost workers)."""
+    our code has already named itself; this covers the rest (time limits, lost workers).
+
+    One failure is Celery's own, not the job's: its chord bookkeeping raises (a ``ChordError``)
+    when Redis goes away while the last task's result is joined and the body sent (a main
+    instance SIGKILLed with its Redis did it). Then every task has its done mark, and the job is
+    finished here, where the errback runs (the storage's queue), from those results; the finish
+    step's lease and done marker make any other copy of it a no-op."""
     state = state_of(self.app)
     cause = self.app.AsyncResult(failed_task_id).result
+    if isinstance(cause, ChordError) and workdir and out and state.stage(job_id) not in TERMINAL:
+        results = _results_if_all_done(self.app, state, job_id, workdir)
+        if results is not None:
+            finish_task(results, workdir, out)
+            return
     if state.stage(job_id) not in TERMINAL:
         detail = str(storage_full(cause) or "") or (f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException)
                                                     else "")
@@ -246,6 +257,16 @@ def chord_failed(self, failed_task_id: str, job_id: str) -> None:
     if self.app.conf.segenc_root and state.stage(job_id) == Stage.FAILED:
         full = isinstance(cause, BaseException) and storage_full(cause) is not None
         _remove_job_files(_root(self.app), job_id, everything=full)
+
+
+def _results_if_all_done(app: Celery, state: JobState, job_id: str, workdir: str) -> list[list[dict]] | None:
+    """Every task's stored result (in the plan's order), or None while any task is not done."""
+    try:
+        plan = load_plan(_root(app), workdir)
+    except (OSError, ValueError):
+        return None
+    results = [_until_up(state.done, job_id, t.id) for t in plan.tasks]
+    return None if any(r is None for r in results) else results
 
 
 def chunk_priority(duration: float) -> int:
@@ -281,7 +302,7 @@ def job_signature(app: Celery, plan: Plan, out: str, finish_queue: str | None = 
                                                                               priority=priority(app, 0))
     if finish_queue:
         body = body.set(queue=finish_queue)
-    errback = signature("segenc.chord_failed", args=(plan.job_id,), app=app)
+    errback = signature("segenc.chord_failed", args=(plan.job_id,), kwargs={"workdir": plan.workdir, "out": out}, app=app)
     body.link_error(errback.set(queue=finish_queue) if finish_queue else errback)  # runs where the files are
     return chord(header, body)
 

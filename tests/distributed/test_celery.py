@@ -212,3 +212,42 @@ def test_duplicate_deliveries_do_no_work_and_count_no_attempt(cluster, storage, 
         time.sleep(0.1)
     assert again.successful() and again.result == ""
     assert job_state.stage(job_id) == "done"
+
+
+@pytest.mark.parametrize("all_done", [True, False], ids=["every-task-done", "a-task-missing"])
+def test_chord_bookkeeping_lost_to_a_redis_outage_still_finishes_a_complete_job(cluster, storage, clip, job_state,
+                                                                               all_done):
+    """Celery's chord raises a ChordError when Redis goes away while it joins the last task's
+    result and sends the body (seen when the chaos test SIGKILLed the main instance with its
+    Redis). Every task of the job is done, so its errback finishes the job, exact, instead of
+    failing it. With a task not done, the same errback still fails the job."""
+    from celery.exceptions import ChordError
+
+    from segenc.distributed.tasks import FINISH, celery_id
+
+    app, _ = cluster
+    root = storage[0]
+    job_id, plan = prepared_job(root, clip, chunk_seconds=1)
+    job_state.create(job_id, stage="encoding")
+    groups = plan.groups()[: None if all_done else -1]
+    sent = [app.send_task("segenc.encode_chunk", args=([s.to_dict() for s in g],),
+                          task_id=celery_id(job_id, t.id)) for t, g in zip(plan.tasks, groups)]
+    deadline = time.monotonic() + 120
+    while not all(r.ready() for r in sent):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    body = celery_id(job_id, FINISH)
+    app.backend.mark_as_failure(body, ChordError(f"Dependency {sent[-1].id} raised ConnectionError('Connection "
+                                                 "closed by server.')"))
+    errback = app.send_task("segenc.chord_failed", args=(body, job_id),
+                            kwargs={"workdir": plan.workdir, "out": f"encoded/{job_id}"})
+    errback.get(timeout=120, propagate=False)
+    if all_done:
+        assert job_state.stage(job_id) == "done", job_state.snapshot(job_id)
+        out = root / "encoded" / job_id / "240p.mp4"
+        assert checks.frame_indices(out) == list(range(checks.frame_count(clip)))
+        assert not (root / "work" / job_id).exists()
+    else:
+        snap = wait_failed(job_state, job_id)
+        assert "outside segenc's control" in snap["error"] and body in snap["error"], snap["error"]
+        assert not (root / "encoded" / job_id / "240p.mp4").exists()

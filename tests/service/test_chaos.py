@@ -48,14 +48,19 @@ def test_chaos_every_job_done_and_exact(tmp_path):
     hit: dict[str, int] = {}  # chunk -> times the chaos thread killed the worker running it
 
     def chaos():
-        while not stop_chaos.wait(rng.uniform(3, 7)):
+        pause = rng.uniform(3, 7)
+        while not stop_chaos.wait(pause):
             name = rng.choice(names)
             p = workers[name]
             # At most one kill per chunk: with the main restart, a chunk loses at most two attempts
-            # and stays under the cap of three, so every job can (and must) finish.
+            # and stays under the cap of three, so every job can (and must) finish. And only a
+            # kill that lands on a running chunk: a worker between chunks (or a status read while
+            # the main instance restarts) is looked at again half a second later.
             running = [c for j in jobs for c, w in status(inst, j).get("running", {}).items() if w == name]
-            if any(hit.get(c) for c in running):
+            if not running or not p.running or any(hit.get(c) for c in running):
+                pause = 0.5
                 continue
+            pause = rng.uniform(3, 7)
             for c in running:
                 hit[c] = 1
             if p.running:
