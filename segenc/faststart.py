@@ -249,9 +249,9 @@ def _read_fragments(chunk: FragmentFile, defaults: tuple[int, int, int], samples
 
 
 def _video_trak(init: bytes, s: _Samples, frame_ticks: int, movie_scale: int,
-                timescale: int) -> tuple[bytes, int, int]:
-    """The video trak (without chunk tables: see _with_chunks), its movie-timescale duration and
-    the first frame's decode time (source clock, track timescale)."""
+                timescale: int) -> tuple[bytes, int]:
+    """The video trak (without chunk tables: see _with_chunks) and the movie-timescale duration
+    it spans, from 0 (an empty edit first when the first frame starts later)."""
     n = len(s.sizes)
     deltas = _deltas(s, frame_ticks)
     bad = next((i for i, d in enumerate(deltas) if d <= 0), None)
@@ -294,7 +294,7 @@ def _video_trak(init: bytes, s: _Samples, frame_ticks: int, movie_scale: int,
         trak = _replace(trak, ("edts",), _box("edts", elst))
     else:
         trak = _insert(trak, "tkhd", _box("edts", elst))
-    return trak, _scale(first, movie_scale, timescale) + movie_duration, first
+    return trak, _scale(first, movie_scale, timescale) + movie_duration
 
 
 def _sample_entry(stsd: bytes) -> bytes:
@@ -447,7 +447,7 @@ def write(chunks: list[Path], sides: list[Path], out: Path, *, frame_seconds: fl
         runs = sorted((r for t in tracks for r in t.runs), key=lambda r: (r.start, r.track))
         payload = sum(r.size for r in runs)
         frame_ticks = round(frame_seconds * timescale)
-        video.trak, video_duration, first = _video_trak(init, samples, frame_ticks, movie_scale, timescale)
+        video.trak, video_duration = _video_trak(init, samples, frame_ticks, movie_scale, timescale)
         ftyp = _ftyp(init)
         mdat_head = 16 if payload + 16 > _U32 else 8
         # 32-bit chunk offsets unless the last chunk would start past 4 GB (then 64-bit ones,
@@ -466,8 +466,8 @@ def write(chunks: list[Path], sides: list[Path], out: Path, *, frame_seconds: fl
         with open(out, "wb", buffering=0) as w:
             fd = w.fileno()
             write_all(fd, head)
-            os.write(fd, struct.pack(">I4sQ", 1, b"mdat", payload + 16) if mdat_head == 16
-                     else struct.pack(">I4s", payload + 8, b"mdat"))
+            write_all(fd, struct.pack(">I4sQ", 1, b"mdat", payload + 16) if mdat_head == 16
+                      else struct.pack(">I4s", payload + 8, b"mdat"))
             for r in runs:
                 copy_range(r.fd, fd, r.offset, r.size, what)
         return {"frames": len(samples.sizes), "duration": _duration_seconds(samples, timescale, frame_ticks)}
