@@ -151,8 +151,9 @@ def encoder_options(spec: ChunkSpec) -> dict[str, str]:
     crf = f"{float(s.crf):g}"
     k = keyint(s)
     if s.codec == "h264":
-        opts = {"preset": s.preset, "crf": crf, "profile": "high", "threads": "1", "forced-idr": "1",
-                "x264-params": "scenecut=0"}
+        # CRF 0 is lossless, which x264 codes only in High 4:4:4 Predictive (High refuses to open).
+        opts = {"preset": s.preset, "crf": crf, "profile": "high444" if float(s.crf) == 0 else "high", "threads": "1",
+                "forced-idr": "1", "x264-params": "scenecut=0"}
     elif s.codec == "hevc":
         opts = {"preset": s.preset, "crf": crf, "forced-idr": "1",
                 "x265-params": f"log-level=error:pools=none:frame-threads=1:scenecut=0:open-gop=0:keyint={k}"}
