@@ -27,6 +27,7 @@ that starts later may be off by up to a millisecond at its join (the source's ow
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from contextlib import ExitStack, contextmanager
@@ -39,6 +40,7 @@ import av
 from .codecs import track_tags
 from .errors import CorruptInputError, storage_full
 from .model import ChunkResult, ChunkSpec
+from .probe import open_input
 from .progress import ProgressEvent, Reporter, local_worker, null_reporter
 from .split import audio_start_key
 from .storage import atomic_path, resolve, temp_name
@@ -83,21 +85,21 @@ def _encode_run(specs: list[ChunkSpec], root, report: Reporter, worker: str) -> 
     results = []
     try:
         with av.open(str(whole), "w", format="mp4") as oc:
-            with _open(src) as ic:
-                tags = [dict(a.metadata) for a in ic.streams.audio]
+            with _open(src, specs[0]) as ic:
+                tags = [track_tags(a) for a in _tracks(ic)]
             # Every track encoded once, one after another, each into its own stream of one file
             # (the muxer needs all streams before the first packet).
             plans = []
             try:
                 for k in range(len(tags)):
-                    ic = _open(src)
+                    ic = _open(src, specs[0])
                     plans.append((ic, _track_output(ic, k, oc, specs[0], tags[k])))
                 for k, (ic, (ost, rate, layout)) in enumerate(plans):
                     first = edge(rate, specs[0].span[0])
                     last = specs[-1].span[1]
                     stop = edge(rate, last) + LEAD_OUT * FRAME if last else None
-                    _encode_track(ic, ic.streams.audio[k], k, ost, oc, rate, layout,
-                                  max(0, first - LEAD_IN * FRAME), stop)
+                    _encode_track(ic, _tracks(ic)[k], k, ost, oc, rate, layout,
+                                  max(0, first - LEAD_IN * FRAME), stop, _video_origin(specs[0]))
             finally:
                 for ic, _ in plans:
                     ic.close()
@@ -194,12 +196,26 @@ def _all_open(parts: list[ChunkSpec], root):
         yield [stack.enter_context(part_packets(p, root)) for p in parts]
 
 
-def _open(src):
+def _open(src, spec: ChunkSpec):
+    """The split's audio copy, or the source itself (``spec.direct``)."""
+    if spec.direct:
+        return open_input(src)
     return av.open(str(src), "r", format="matroska", container_options={"protocol_whitelist": "file"})
 
 
+def _tracks(ic) -> list:
+    """The audio tracks segenc encodes (those with a sample rate), in order: the copy's k-th is the source's."""
+    return [a for a in ic.streams.audio if a.codec_context.sample_rate]
+
+
+def _video_origin(spec: ChunkSpec) -> Fraction | None:
+    """Where the first video frame lies on the source's clock (seconds), for a part read straight
+    from the source; None for the split's copy, whose tags say where each track began."""
+    return spec.origin * Fraction(spec.time_base) if spec.direct else None
+
+
 def _track_output(ic, k: int, oc, spec: ChunkSpec, tags: dict):
-    ist = ic.streams.audio[k]
+    ist = _tracks(ic)[k]
     rate = output_rate(ist.codec_context.sample_rate)
     layout = "mono" if ist.codec_context.channels == 1 else "stereo"
     ost = oc.add_stream("aac", rate=rate, layout=layout)
@@ -210,17 +226,22 @@ def _track_output(ic, k: int, oc, spec: ChunkSpec, tags: dict):
     return ost, rate, layout
 
 
-def _encode_track(ic, ist, k: int, ost, oc, rate: int, layout: str, begin: int, stop: int | None) -> int:
+def _encode_track(ic, ist, k: int, ost, oc, rate: int, layout: str, begin: int, stop: int | None,
+                  video_origin: Fraction | None = None) -> int:
     """Encode samples ``[begin, stop)`` of one track (``stop`` None: to its end), positions counted
-    from the first video frame; returns the samples written."""
+    from the first video frame (at ``video_origin`` on ``ic``'s clock; None: where the split's
+    tag puts it); returns the samples written."""
     import numpy as np  # here, not at the top: a pool process that only encodes video never loads it (~0.09 s)
 
     resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
     fifo = av.AudioFifo()
-    first_at = Fraction(ic.metadata.get(audio_start_key(k), "0"))  # where the track began
     origin = _first_time(ic, ist)
     if origin is None:
         return 0
+    if video_origin is None:
+        first_at = Fraction(ic.metadata.get(audio_start_key(k), "0"))  # where the track began
+    else:
+        first_at = origin - video_origin
     # Source time t is output sample (t - shift) * rate; the split's tag says where the audio began
     # (the Matroska muxer may have shifted timestamps).
     shift = origin - first_at
@@ -228,8 +249,8 @@ def _encode_track(ic, ist, k: int, ost, oc, rate: int, layout: str, begin: int, 
     seek = Fraction(begin, rate) + shift - SEEK_MARGIN
     if seek > origin:
         ic.seek(int(seek / ist.time_base), stream=ist, backward=True)
-    else:
-        ic.seek(0, stream=ist, backward=True)
+    else:  # from the first packet (an MP4 seeks to 0 past its priming packet, at -1024)
+        ic.seek(math.floor(origin / ist.time_base), stream=ist, backward=True)
     tolerance = rate // 1000 + 2  # millisecond timestamps: up to 0.5 ms off each
     position, cursor = begin, None  # next sample to write; where the next frame should start
     for frame in _frames(ist, ic):

@@ -226,6 +226,13 @@ class ChunkSpec(_Json):
     # audio: the part's span, seconds from the first video frame as exact fractions (its segment's
     # start and the next one's; "" for the last: to the track's end). See segenc.audio.
     span: tuple[str, str] = ()
+    # Read straight from the source (``source`` is the source itself, no split file; see
+    # segenc.split.segment_packets): ``origin`` is the source's first video pts (the spec's pts are
+    # relative to it; audio specs carry the video's time base for it) and ``end_pts`` the first
+    # pts past the segment (-1: to the end).
+    direct: bool = False
+    origin: int = 0
+    end_pts: int = -1
 
     _nested = {"settings": Settings, "rendition": Rendition}
 
@@ -292,6 +299,9 @@ class Plan(_Json):
     subtitles_source: str | None = None  # the source's mov_text tracks, copied by split
     # The audio in parts, one per segment (each part holds every track); see segenc.audio.
     audio_parts: tuple[ChunkSpec, ...] = ()
+    # The root-relative source every task reads its own segment (and audio span) from, when it
+    # can seek it (segenc.plan.direct_readable): then nothing is split. None: split first.
+    source: str | None = None
 
     _nested = {"info": MediaInfo, "settings": Settings, "renditions": Rendition, "segments": Segment,
                "chunks": ChunkSpec, "tasks": Task, "audio_parts": ChunkSpec}

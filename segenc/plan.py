@@ -58,6 +58,8 @@ AUTO_CHUNK_ROUNDS = 20
 # whose extra IDRs would cost more than SIZE_TARGET (the size budget against one-stream encodes).
 IDR_COST_SECONDS = 0.2
 SIZE_TARGET = 0.02
+# Containers whose segments tasks read straight from the source (see ``direct_readable``).
+DIRECT_CONTAINERS = ("mov", "mp4", "matroska", "webm")
 
 
 def renditions(info: MediaInfo, ladder: tuple[str, ...] | list[str]) -> tuple[Rendition, ...]:
@@ -204,10 +206,13 @@ def lead_cut(info: MediaInfo, cuts: list[int], lead_seconds: float | None) -> li
 
 
 def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: str,
-         workers: int | None = None) -> Plan:
+         workers: int | None = None, source: str | None = None) -> Plan:
     """Decide every segment and chunk of a job. ``workdir`` is root-relative; ``workers`` (the
-    parallel encoder processes expected) sizes an automatic chunk length."""
+    parallel encoder processes expected) sizes an automatic chunk length. ``source``: the
+    source's root-relative path when every worker can read it; a container that seeks by its
+    index then needs no split (each task reads its own segment from it)."""
     check_source(info, settings)
+    source = source if source and direct_readable(info) else None
     if settings.chunk_seconds is None:
         settings = settings.with_(chunk_seconds=auto_chunk_seconds(info, ladder, settings, workers))
     rends = renditions(info, tuple(ladder))
@@ -226,7 +231,7 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
                 job_id=job_id,
                 chunk_id=f"s{seg.index:04d}-{r.name}",
                 kind="video",
-                source=seg.path,
+                source=source or seg.path,
                 output=layout.chunk(workdir, r.name, seg.index, chunk_format(settings.codec)),
                 settings=settings,
                 rendition=r,
@@ -241,21 +246,32 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
                 decode_cost=DECODE_COST * decoded * info.width * info.height,
                 preroll=seg.first_frame - seg.key_frame,
                 frame_rate=info.frame_rate,
+                direct=source is not None,
+                origin=info.start_pts,
+                end_pts=info.frame_pts[seg.end_frame] if seg.end_frame < info.frames else -1,
             ))
-    parts = audio_parts(info, settings, segments, job_id, workdir) if info.has_audio and settings.audio else []
+    parts = audio_parts(info, settings, segments, job_id, workdir, source) if info.has_audio and settings.audio else []
     groups = group_tasks(chunks, parts, settings.granularity, workers, split_first=bool(settings.lead_seconds))
     return Plan(
         job_id=job_id, info=info, settings=settings, renditions=rends, segments=tuple(segments),
         chunks=tuple(chunks), workdir=workdir,
-        audio_source=layout.audio_source(workdir) if parts else None,
+        audio_source=layout.audio_source(workdir) if parts and source is None else None,
         tasks=tuple(Task(task_id(g), tuple(c.chunk_id for c in g), task_cost(g)) for g in groups),
         workers=workers,
         subtitles_source=layout.subtitles_source(workdir) if info.subtitle_languages else None,
         audio_parts=tuple(parts),
+        source=source,
     )
 
 
-def audio_parts(info: MediaInfo, settings: Settings, segments, job_id: str, workdir: str) -> list[ChunkSpec]:
+def direct_readable(info: MediaInfo) -> bool:
+    """Whether tasks can read their segments straight from the source: a container whose demuxer
+    seeks exactly by its index (MP4/MOV sample tables, Matroska cues)."""
+    return bool(set(info.container.split(",")) & set(DIRECT_CONTAINERS))
+
+
+def audio_parts(info: MediaInfo, settings: Settings, segments, job_id: str, workdir: str,
+                source: str | None = None) -> list[ChunkSpec]:
     """The audio, one part per segment, each spanning its segment's time (see segenc.audio)."""
     tb = info.tb
     starts = [info.frame_pts[s.first_frame] * tb for s in segments]
@@ -267,7 +283,8 @@ def audio_parts(info: MediaInfo, settings: Settings, segments, job_id: str, work
     for i, (a, b) in enumerate(zip(starts, ends)):
         seconds = float((Fraction(b) if b else end_time) - a)
         parts.append(ChunkSpec(
-            job_id=job_id, chunk_id=f"a{i:04d}", kind="audio", source=layout.audio_source(workdir),
+            job_id=job_id, chunk_id=f"a{i:04d}", kind="audio", source=source or layout.audio_source(workdir),
+            direct=source is not None, time_base=info.time_base, origin=info.start_pts,
             output=layout.audio_part(workdir, i), settings=settings, segment=i, span=(str(a), b),
             duration=seconds, cost=(seconds + AUDIO_LEAD_SECONDS) * rate, decode_cost=AUDIO_LEAD_SECONDS * rate,
         ))

@@ -4,6 +4,14 @@ One demux pass in decode order. A segment's file starts at its keyframe and hold
 whose DTS lies before the segment's end: a frame shown before the end is decoded before it, so
 its packet (and every reference it needs) is in the file. Packets shared by two segments (the
 pre-roll of a mid-GOP cut) are written to both.
+
+A job whose source lies on the storage every worker reads, in a container that seeks by its
+index (``plan.direct_readable``), is not split at all: each task reads exactly those packets from
+the source itself (``segment_packets``: one seek to the segment's keyframe, the same start and
+end rule), so the chord goes out once probe and plan are done. What such a job still copies is
+only what a task cannot read that way: the subtitle tracks (``copy_side_tracks``, a demux of
+those tracks alone), and, for a worker without the storage, one segment or the audio on demand
+(``write_segment``, ``copy_side_tracks``: the main instance serves them, see service/transfer.py).
 """
 
 from __future__ import annotations
@@ -16,11 +24,12 @@ from typing import Callable
 
 import av
 
+from . import layout
 from .codecs import track_tags
 from .errors import CorruptInputError, storage_full
 from .model import Plan, Segment
 from .probe import open_input
-from .storage import resolve, temp_name
+from .storage import atomic_path, resolve, temp_name
 
 # Matroska tag on the audio copy: where its first packet sits relative to the first video frame.
 AUDIO_START_KEY = "SEGENC_AUDIO_START"
@@ -97,12 +106,82 @@ def split(source: str | os.PathLike, plan: Plan, root: str | os.PathLike,
     return [paths[s.index] for s in plan.segments]
 
 
+def segment_packets(ic: av.container.InputContainer, vs: av.stream.Stream, start: int, end: int | None):
+    """The packets ``split`` writes to the segment whose keyframe is at source pts ``start`` and
+    that ends at pts ``end`` (None: at the stream's end), read by seeking ``ic`` to that keyframe.
+
+    The demuxer seeks by its index to the keyframe at or before ``start``; packets are skipped up
+    to the keyframe itself, then taken in decode order until decoding has moved past ``end``."""
+    name = Path(ic.name).name
+    try:
+        ic.seek(start, stream=vs, backward=True, any_frame=False)
+        started = False
+        for pkt in ic.demux(vs):
+            if pkt.size == 0 or pkt.pts is None:
+                continue
+            if not started:
+                if pkt.is_keyframe and pkt.pts == start:
+                    started = True
+                elif pkt.is_keyframe and pkt.pts > start:
+                    break  # the seek went past it: the index does not list that keyframe
+                else:
+                    continue
+            if end is not None and _past(pkt, end):
+                return
+            yield pkt
+    except av.FFmpegError as exc:
+        raise CorruptInputError(f"{name}: reading failed at pts {start} ({exc})") from exc
+    if not started:
+        raise CorruptInputError(f"{name}: the keyframe at pts {start} that the index promised was not found")
+
+
+def write_segment(source: str | os.PathLike, plan: Plan, root: str | os.PathLike, index: int) -> Path:
+    """Segment ``index`` of a job read straight from its source, written as ``split`` would have
+    (for a worker without the shared storage, which fetches it); returns its path."""
+    seg = plan.segments[index]
+    path = resolve(root, seg.path)
+    t0 = plan.info.start_pts
+    end = plan.info.frame_pts[seg.end_frame] + t0 if seg.end_frame < plan.info.frames else None
+    try:
+        with open_input(source) as ic, atomic_path(path) as tmp:
+            vs = ic.streams.video[0]
+            with av.open(str(tmp), "w", format="matroska") as oc:
+                ost = oc.add_stream_from_template(vs, opaque=True)
+                for pkt in segment_packets(ic, vs, plan.info.frame_pts[seg.key_frame] + t0, end):
+                    pkt.stream = ost
+                    oc.mux(pkt)
+    except av.FFmpegError as exc:
+        raise storage_full(exc) or CorruptInputError(f"{Path(source).name}: writing segment {index} failed ({exc})") from exc
+    return path
+
+
+def copy_side_tracks(source: str | os.PathLike, plan: Plan, root: str | os.PathLike, *, audio: bool,
+                     subtitles: bool) -> None:
+    """The audio copy and/or the subtitle copy alone, as ``split`` writes them, in one demux of
+    those tracks only (a job read straight from its source needs its subtitles copied; a worker
+    without the storage fetches the audio copy)."""
+    side = None
+    try:
+        with open_input(source) as ic:
+            side = _SideTracks(ic, ic.streams.video[0], plan, root, audio=audio, subtitles=subtitles)
+            for pkt in ic.demux(side.streams):
+                if pkt.size and pkt.pts is not None:
+                    side.mux(pkt)
+            side.publish()
+    except av.FFmpegError as exc:
+        raise storage_full(exc) or CorruptInputError(f"{Path(source).name}: reading failed while copying its "
+                                                     f"audio or subtitles ({exc})") from exc
+    finally:
+        if side is not None:
+            side.discard()
+
+
 class _SideTracks:
     """The source's audio tracks (all of them, into one Matroska file, each tagged with where it
     begins relative to the first video frame) and its mov_text subtitle tracks (into one MP4,
     shifted so that the first video frame is time 0), with their languages and titles."""
 
-    def __init__(self, ic, vs, plan: Plan, root) -> None:
+    def __init__(self, ic, vs, plan: Plan, root, audio: bool | None = None, subtitles: bool | None = None) -> None:
         self.origin = plan.info.start_pts * vs.time_base  # the first video frame, in source seconds
         self.audio: dict[int, tuple[int, av.stream.Stream]] = {}
         self.subs: dict[int, av.stream.Stream] = {}
@@ -111,8 +190,8 @@ class _SideTracks:
         self.paths: list[tuple[Path, Path]] = []  # (temp, final)
         self.firsts: dict[int, object] = {}
         self.pending: list | None = []  # audio packets held until every track's start is known
-        if plan.audio_source:
-            path = resolve(root, plan.audio_source)
+        if plan.audio_source if audio is None else audio:
+            path = resolve(root, layout.audio_source(plan.workdir))
             self.paths.append((temp_name(path), path))
             self.audio_out = av.open(str(self.paths[-1][0]), "w", format="matroska")
             for k, aus in enumerate(a for a in ic.streams.audio if a.codec_context.sample_rate):
@@ -120,7 +199,7 @@ class _SideTracks:
                 ost.metadata.update(track_tags(aus))
                 self.audio[aus.index] = (k, ost)
                 self.streams.append(aus)
-        if plan.subtitles_source:
+        if plan.subtitles_source if subtitles is None else subtitles and plan.subtitles_source:
             path = resolve(root, plan.subtitles_source)
             self.paths.append((temp_name(path), path))
             self.subs_out = av.open(str(self.paths[-1][0]), "w", format="mp4")
@@ -172,6 +251,12 @@ class _SideTracks:
         self.close()
         for temp, path in self.paths:
             os.replace(temp, path)
+
+    def discard(self) -> None:
+        """Close and remove whatever was not published."""
+        self.close()
+        for temp, _ in self.paths:
+            temp.unlink(missing_ok=True)
 
 
 def audio_start_key(track: int) -> str:

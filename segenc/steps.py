@@ -21,27 +21,30 @@ from pathlib import Path
 
 from . import audio, layout
 from .concat import concat
-from .errors import IntegrityError
+from .errors import IntegrityError, StorageError
 from .model import DEFAULT_LADDER, ChunkResult, ChunkSpec, EncodeResult, MediaInfo, Plan
 from .package import package
 from .plan import plan as make_plan
 from .probe import probe
 from .progress import ProgressEvent, Reporter, null_reporter, plan_totals
 from .settings import Settings
-from .split import split
+from .split import copy_side_tracks, split
 from .stages import Stage
-from .storage import atomic_path, resolve, temp_name
+from .storage import atomic_path, relative, resolve, temp_name
 from .stream import publish
 from .video import encode_video_chunks
 
 
 def plan_job(source: str | os.PathLike, root: str | os.PathLike, *, job_id: str | None = None,
              ladder=DEFAULT_LADDER, settings: Settings | None = None, workdir: str | None = None,
-             report: Reporter = null_reporter, workers: int | None = None, info: MediaInfo | None = None) -> Plan:
+             report: Reporter = null_reporter, workers: int | None = None, info: MediaInfo | None = None,
+             direct: bool = False) -> Plan:
     """Probe and plan ``source``; ``plan.json`` lands under ``root/workdir``. Nothing is split yet.
 
     ``workers`` is how many encoder processes will share the job (sizes an automatic chunk length
-    and balances the tasks); ``info`` is the source's probe when the caller already has it."""
+    and balances the tasks); ``info`` is the source's probe when the caller already has it.
+    ``direct``: the tasks may read their segments straight from ``source`` if it lies under
+    ``root`` in a container that seeks by its index (then the plan needs no split)."""
     settings = settings or Settings()
     job_id = job_id or str(uuid.uuid4())
     workdir = workdir or layout.work_dir(job_id)
@@ -50,7 +53,8 @@ def plan_job(source: str | os.PathLike, root: str | os.PathLike, *, job_id: str 
     if info is None:
         info = probe(source, settings.limits)
     t_probe = time.perf_counter()
-    plan = make_plan(info, ladder, settings, job_id=job_id, workdir=workdir, workers=workers)
+    plan = make_plan(info, ladder, settings, job_id=job_id, workdir=workdir, workers=workers,
+                     source=_under(root, source) if direct else None)
     t_plan = time.perf_counter()
     report(ProgressEvent(job_id, "planned", totals=plan_totals(plan)))
     save_plan(plan, root)
@@ -61,6 +65,9 @@ def plan_job(source: str | os.PathLike, root: str | os.PathLike, *, job_id: str 
 def prepare(source: str | os.PathLike, root: str | os.PathLike, *, report: Reporter = null_reporter,
             **kwargs) -> Plan:
     """The chord's first step: probe, plan and split ``source``; segments land under ``root/workdir``.
+
+    A source under ``root`` in a container that seeks by its index is not split: every task reads
+    its own segment from it (``Plan.source``; see segenc.split.segment_packets).
 
     Args:
         source: the input video file.
@@ -75,10 +82,13 @@ def prepare(source: str | os.PathLike, root: str | os.PathLike, *, report: Repor
         InputError: the source is at fault (see ``probe``).
         StorageFullError: the storage ran out of space while splitting.
     """
-    plan = plan_job(source, root, report=report, **kwargs)
-    report(ProgressEvent(plan.job_id, "stage", stage=Stage.SPLITTING))
+    plan = plan_job(source, root, report=report, direct=True, **kwargs)
     t = time.perf_counter()
-    split(source, plan, root)
+    if plan.source is None:
+        report(ProgressEvent(plan.job_id, "stage", stage=Stage.SPLITTING))
+        split(source, plan, root)
+    elif plan.subtitles_source:  # read straight from the source: only its subtitles are copied
+        copy_side_tracks(source, plan, root, audio=False, subtitles=True)
     save_timings(root, plan, {**load_timings(root, plan), "split": time.perf_counter() - t})
     return plan
 
@@ -174,6 +184,14 @@ def finish(plan: Plan, results: list[ChunkResult], root: str | os.PathLike, out_
             if p.exists():
                 p.unlink()
     return result
+
+
+def _under(root, source) -> str | None:
+    """``source`` relative to ``root``, or None if it lies elsewhere."""
+    try:
+        return relative(root, source)
+    except StorageError:
+        return None
 
 
 def save_plan(plan: Plan, root: str | os.PathLike) -> Path:

@@ -1,6 +1,6 @@
 """video: one chunk spec -> one chunk (a CMAF fragment, see segenc.codecs) of one rendition.
 
-Decodes the segment (single thread), keeps exactly the frames the spec lists, scales them with
+Decodes the segment (single thread; from the split's file, or read straight from the source), keeps exactly the frames the spec lists, scales them with
 libavfilter (the same scaler the ffmpeg CLI uses) and encodes with the job's codec single-threaded
 (see segenc.codecs), so N worker processes keep N cores busy. IDRs fall at the chunk's first frame
 and at every multiple of the job's gop in source time, the same in every rung. Output timestamps
@@ -22,7 +22,9 @@ from av.video.frame import PictureType
 from . import codecs
 from .errors import CorruptInputError, EncodeError, IntegrityError, LimitExceededError, storage_full
 from .model import ChunkResult, ChunkSpec
+from .probe import open_input
 from .progress import ProgressEvent, Reporter, Throttle, local_worker, null_reporter
+from .split import segment_packets
 from .storage import atomic_path, resolve
 
 # Tolerance when matching a segment frame (1 ms Matroska timestamps) to a listed source frame.
@@ -42,7 +44,8 @@ def encode_video_chunks(specs: list[ChunkSpec], root: str | os.PathLike,
         raise EncodeError("chunks encoded together must share one segment")
     src = resolve(root, lead.source)
     if not src.exists():
-        raise EncodeError(f"chunk {lead.chunk_id}: segment file {lead.source} is missing")
+        raise EncodeError(f"chunk {lead.chunk_id}: {'source' if lead.direct else 'segment'} file {lead.source} "
+                          f"is missing")
     tb = Fraction(lead.time_base)
     wanted = [p * tb for p in lead.frame_pts]
     first, last = wanted[0], wanted[-1]
@@ -57,8 +60,7 @@ def encode_video_chunks(specs: list[ChunkSpec], root: str | os.PathLike,
     decoded = 0
     try:
         with ExitStack() as stack:
-            ic = stack.enter_context(av.open(str(src), "r", format="matroska",
-                                             container_options={"protocol_whitelist": "file"}))
+            ic = stack.enter_context(_open_segment(src, lead))
             outs = [_Output(s, stack.enter_context(atomic_path(resolve(root, s.output))), tb) for s in specs]
             for o in outs:
                 stack.callback(o.container.close)
@@ -66,8 +68,8 @@ def encode_video_chunks(specs: list[ChunkSpec], root: str | os.PathLike,
             ist.codec_context.thread_count = 1
             seg_tb = ist.time_base
             offset = None
-            for pkt in ic.demux(ist):
-                if offset is None and pkt.pts is not None:
+            for pkt in _packets(ic, ist, lead):
+                if offset is None and pkt is not None and pkt.pts is not None:
                     offset = pkt.pts * seg_tb - lead.key_pts * tb  # segment clock minus source clock
                 for frame in _decode(ist, pkt):
                     decoded += 1
@@ -163,6 +165,24 @@ def _pull(graph: av.filter.Graph):
             yield graph.pull()
         except (av.BlockingIOError, av.EOFError):
             return
+
+
+def _open_segment(src, spec: ChunkSpec):
+    """The segment's container: the split's file, or the source itself (``spec.direct``)."""
+    if spec.direct:
+        return open_input(src)
+    return av.open(str(src), "r", format="matroska", container_options={"protocol_whitelist": "file"})
+
+
+def _packets(ic, ist, spec: ChunkSpec):
+    """The segment's packets in decode order: all of the split's file (its demuxer ends them with
+    the decoder's flush), or read from the source, then None to flush the decoder."""
+    if not spec.direct:
+        yield from ic.demux(ist)
+        return
+    end = spec.end_pts + spec.origin if spec.end_pts >= 0 else None
+    yield from segment_packets(ic, ist, spec.key_pts + spec.origin, end)
+    yield None
 
 
 def _decode(stream, pkt):

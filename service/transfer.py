@@ -1,5 +1,6 @@
 """The main instance's side of chunk transfer: workers without shared storage fetch segments and
-upload chunks here. Authenticated with the cluster secret; only job work files, by strict pattern.
+upload chunks here. A job read straight from its source (no split) has its segments, and its
+audio copy, written on a worker's first request for them. Authenticated with the cluster secret; only job work files, by strict pattern.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from flask import Blueprint, current_app, jsonify, request, send_file
 
 from segenc import layout
 from segenc.distributed.transfer import HASH_HEADER, PING, PREFIX, ROUTE, sha256_file
+from segenc.split import copy_side_tracks, write_segment
+from segenc.steps import load_plan
 from segenc.storage import resolve, temp_name
 
 from .auth import secret_ok
@@ -39,12 +42,35 @@ def ping():
 def get_file(rel: str):
     if not layout.fetchable(rel):
         return _error("not a transferable file", 404)
-    path = resolve(current_app.config["TMP_DIR"], rel)
-    if not path.is_file():
+    root = current_app.config["TMP_DIR"]
+    path = resolve(root, rel)
+    if not path.is_file() and not _materialize(root, rel):
         return _error("no such file", 404)
     resp = send_file(path, mimetype="application/octet-stream", conditional=True)
     resp.headers[HASH_HEADER] = sha256_file(path)
     return resp
+
+
+def _materialize(root, rel: str) -> bool:
+    """A job read straight from its source has no segment files: write the one a worker without
+    the storage asks for (or the audio copy), from the source, once. False: not such a job."""
+    job_id = rel.split("/")[1]
+    workdir = layout.work_dir(job_id)
+    try:
+        plan = load_plan(root, workdir)
+    except (OSError, ValueError):
+        return False
+    if plan.source is None:
+        return False
+    source = resolve(root, plan.source)
+    if rel == layout.audio_source(workdir):
+        copy_side_tracks(source, plan, root, audio=True, subtitles=False)
+        return True
+    for seg in plan.segments:
+        if seg.path == rel:
+            write_segment(source, plan, root, seg.index)
+            return True
+    return False
 
 
 @transfer.put(f"{FILES}/<path:rel>")

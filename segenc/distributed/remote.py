@@ -49,6 +49,7 @@ def encode_here_or_remote(app: Celery, state: JobState, group: list[ChunkSpec], 
         return _staged_run(group, root, report, name, run, commit)
     local = remote_root(root, name)
     t = Transfer(web, secret, local)
+    group = [_from_copy(s) for s in group]  # the source itself is never transferred
     t.fetch(group[0].source)  # one segment (or the audio track) serves every rendition in the group
     results = _staged_run(group, local, report, name, run, commit)
     for spec in group:
@@ -56,6 +57,16 @@ def encode_here_or_remote(app: Celery, state: JobState, group: list[ChunkSpec], 
         resolve(local, spec.output).unlink(missing_ok=True)
     state.add_transferred(t.bytes_in + t.bytes_out)
     return results
+
+
+def _from_copy(spec: ChunkSpec) -> ChunkSpec:
+    """A spec that reads the source directly, turned into one reading the segment (or audio)
+    copy the main instance writes on request."""
+    if not spec.direct:
+        return spec
+    workdir = layout.work_dir(spec.job_id)
+    copy = layout.audio_source(workdir) if spec.kind == "audio" else layout.segment(workdir, spec.segment)
+    return dataclasses.replace(spec, source=copy, direct=False)
 
 
 def _staged_run(group: list[ChunkSpec], root: Path, report, name: str | None, run, commit) -> list[ChunkResult]:

@@ -184,7 +184,12 @@ def _encode_chunk(self, state: JobState, group: list[ChunkSpec], job_id: str, na
         if isinstance(exc, (InputError, IntegrityError)):  # the data is at fault: another try cannot help
             _fail(state, job_id, name, f"chunk {name} failed: {exc}", exc)
         if full := storage_full(exc):  # a full disk: not the data's fault, and a retry would fill it again
-            _fail(state, job_id, name, f"chunk {name} failed: {full}", exc)
+            try:
+                _fail(state, job_id, name, f"chunk {name} failed: {full}", exc)
+            finally:  # the shared storage is full: all of the job goes, its upload too (see _remove_job_files)
+                root = Path(self.app.conf.segenc_root or "")
+                if self.app.conf.segenc_root and resolve(root, layout.plan_file(layout.work_dir(job_id))).exists():
+                    _remove_job_files(root, job_id, everything=True)
         if tries < limit:
             raise self.retry(exc=exc, countdown=min(2 ** tries, 10))
         _fail(state, job_id, name, f"chunk {name} failed {tries} times: {exc}", exc)

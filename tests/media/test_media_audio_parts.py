@@ -5,6 +5,7 @@ every join."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from fractions import Fraction
 
 import av
@@ -60,9 +61,20 @@ def _timing(path, k: int = 0) -> list[tuple[int, int]]:
         return [(p.pts, p.duration) for p in tracks[k][1]]
 
 
-def _encode_both(src, root, *, runs: bool):
-    """The parts (each alone, or the later ones as one run) joined, and one encode of the whole."""
-    plan = prepare(src, root, ladder=("240p",), settings=Settings(chunk_seconds=1.0, preset="ultrafast"))
+def _under(root, src, direct: bool):
+    """``src`` moved under ``root`` when the parts are to read it directly (no split), else as is."""
+    if not direct:
+        return src
+    (root / "uploads").mkdir(parents=True)
+    return shutil.move(src, root / "uploads" / src.name)
+
+
+def _encode_both(src, root, *, runs: bool, direct: bool = False):
+    """The parts (each alone, or the later ones as one run) joined, and one encode of the whole;
+    ``direct``: read from the source (it lies under the root), else from the split's audio copy."""
+    plan = prepare(_under(root, src, direct), root, ladder=("240p",),
+                   settings=Settings(chunk_seconds=1.0, preset="ultrafast"))
+    assert all(p.direct == direct for p in plan.audio_parts)
     parts = list(plan.audio_parts)
     assert len(parts) == len(plan.segments) >= 4
     if runs:
@@ -80,14 +92,15 @@ def _encode_both(src, root, *, runs: bool):
     return plan, joined, one
 
 
+@pytest.mark.parametrize("direct", [False, True], ids=["split", "direct"])
 @pytest.mark.parametrize("name,kwargs,runs", [
     ("sine", {"seconds": 6.0}, False),
     ("sine-late", {"seconds": 6.0, "audio_offset": 0.2}, True),   # the video first: silence, then audio
     ("sine-early", {"seconds": 6.0, "audio_offset": -0.3}, False),  # audio before the video: trimmed
 ])
-def test_parts_join_into_the_one_stream_encode(tmp_path, name, kwargs, runs):
+def test_parts_join_into_the_one_stream_encode(tmp_path, name, kwargs, runs, direct):
     src = mediagen.make_clip(tmp_path / f"{name}.mp4", **kwargs)
-    plan, joined, one = _encode_both(src, tmp_path / "root", runs=runs)
+    plan, joined, one = _encode_both(src, tmp_path / "root", runs=runs, direct=direct)
     assert _timing(joined) == _timing(one)  # every packet at the same place, same length
     a, b = _decoded(joined), _decoded(one)
     assert a.shape == b.shape  # sample-exact length
@@ -109,9 +122,10 @@ def test_parts_join_into_the_one_stream_encode(tmp_path, name, kwargs, runs):
     assert onset == pytest.approx(max(0.0, kwargs.get("audio_offset", 0.0)), abs=0.002)
 
 
-def test_a_harsh_signal_at_44k_mono_joins_without_a_step(tmp_path):
+@pytest.mark.parametrize("direct", [False, True], ids=["split", "direct"])
+def test_a_harsh_signal_at_44k_mono_joins_without_a_step(tmp_path, direct):
     src = _noise_clip(tmp_path / "noise.mp4", 6.0, 44100, "mono")
-    plan, joined, one = _encode_both(src, tmp_path / "root", runs=False)
+    plan, joined, one = _encode_both(src, tmp_path / "root", runs=False, direct=direct)
     assert _timing(joined) == _timing(one)
     a, b = _decoded(joined), _decoded(one)
     assert a.shape == b.shape

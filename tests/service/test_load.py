@@ -126,7 +126,7 @@ def _free(path: Path) -> int:
 
 
 @pytest.mark.timeout(300)
-def test_full_disk_upload_split_and_recovery(tmpfs, outside_redis, tmp_path, small_clip):
+def test_full_disk_upload_encode_and_recovery(tmpfs, outside_redis, tmp_path, small_clip):
     big = noise_clip(tmp_path / "noise.mp4", 9.0)
     assert 25e6 < big.stat().st_size < 44e6, big.stat().st_size  # fits as an upload, not twice
     storage = tmpfs / "encoder"
@@ -137,8 +137,9 @@ def test_full_disk_upload_split_and_recovery(tmpfs, outside_redis, tmp_path, sma
         status, body = read_answer(s, 10)
         assert status == 507 and "not enough free space" in body["error"], body
         assert list((storage / "uploads").iterdir()) == []
-        # 2. A job whose split fills the disk: a clear error, no files left, the space comes back.
-        r = inst.upload(big, ladder="240p")
+        # 2. A job whose encode fills the disk (its lossless chunks are as big as the upload, which
+        # its tasks read in place: nothing is split): a clear error, no files left, the space comes back.
+        r = inst.upload(big, ladder="240p", crf="0", preset="ultrafast")
         assert r.status_code == 202, r.text
         st = inst.wait_done(r.json()["job_id"], timeout=180)
         assert st["status"] == "failed"

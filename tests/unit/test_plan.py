@@ -257,3 +257,22 @@ def test_a_grainy_source_weighs_its_audio_and_task_overhead_less_against_the_vid
     auto_clean = plan(clean, ladder, Settings(), job_id="j", workdir="w", workers=2).settings.chunk_seconds
     auto_grain = plan(grain, ladder, Settings(), job_id="j", workdir="w", workers=2).settings.chunk_seconds
     assert auto_grain < auto_clean
+
+
+@pytest.mark.parametrize("container,direct", [("mov,mp4,m4a,3gp,3g2,mj2", True), ("matroska,webm", True),
+                                              ("mpegts", False), ("avi", False)])
+def test_a_source_on_the_storage_in_a_container_with_an_index_is_read_by_the_tasks_not_split(container, direct):
+    import dataclasses
+
+    src = dataclasses.replace(info(frames=300, keyint=30), container=container, start_pts=1024)
+    p = plan(src, ("480p", "720p"), Settings(chunk_seconds=2.0), job_id="j", workdir="work/j", source="uploads/j.mp4")
+    assert (p.source == "uploads/j.mp4") == direct
+    assert (p.audio_source is None) == direct  # no audio copy either
+    for c in p.specs():
+        assert c.direct == direct and (c.source == "uploads/j.mp4") == direct
+        assert c.origin == 1024  # the source's first video pts: the specs' pts are relative to it
+    by_seg = {c.segment: c for c in p.chunks}
+    for s in p.segments:  # a task reads up to the next segment's first frame (the last one: to the end)
+        assert by_seg[s.index].end_pts == (src.frame_pts[s.end_frame] if s.end_frame < src.frames else -1)
+    unshared = plan(src, ("480p",), Settings(chunk_seconds=2.0), job_id="j", workdir="work/j")
+    assert unshared.source is None and not any(c.direct for c in unshared.specs())
