@@ -6,7 +6,8 @@ figure (dispatch latency, chord completion delay), then a synthetic source (10 m
 frame size / fps / GOP as the calibrating input) is planned with ``segenc.plan.plan`` and
 the tasks it stores for W workers (``Plan.groups()``), each task's time predicted from the fit, and the chord simulated:
 
-    wall = probe + split                             (serial, before; per source second)
+    wall = probe + split                             (serial, before; per source second; no split
+                                                      when the tasks read the source, see below)
          + plan                                      (the planner itself, timed for W workers)
          + first dispatch + list scheduling of the tasks, longest first, on W workers,
            with a dispatch gap before every further task on a worker
@@ -19,6 +20,11 @@ Task time = a + b x cost, least squares over the measured tasks, where ``cost`` 
 planner's own estimate (``ChunkSpec.cost`` summed by ``segenc.model.task_cost``: output
 pixel-frames + a share of the decoded source pixel-frames) and ``a`` is the fixed per-task overhead (decoder/encoder start-up, lookahead warm-up). Audio tasks
 (runs of audio parts) are modelled separately: seconds per second of audio, plus one lead-in each.
+
+With a real source of the modelled length (``--long-source``, the default), the job is
+modelled as the service runs it: the upload lies on the storage, so nothing is split and every
+task opens the source and reads its own segment (timed on that file, added to each task);
+``--central-split`` models the split before the chord instead.
 
 Assumptions: shared storage, identical single-core workers (one single-threaded encoder process
 per core), no network transfer cost. See the README section for how to read the output.
@@ -93,6 +99,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "benchmark input cache, generated once if missing, ~4 min for 10 min of 1080p; none: "
                         "extrapolate both per source second from the calibrating run; ignored with --size, "
                         "--fps or --gop)")
+    p.add_argument("--central-split", action="store_true",
+                   help="model the source split into segment files before the chord (what a source that "
+                        "cannot be seeked by its index gets), not read by each task straight from the source")
     p.add_argument("--results-dir", default=str(RESULTS_DIR), help="where to write the result files")
     p.add_argument("--tag", default="projection", help="result file stem (default projection)")
     p.add_argument("--no-save", action="store_true", help="print only")
@@ -256,11 +265,13 @@ def make_settings(chunk: str | float | None, base: dict[str, Any]):
     return s.with_(chunk_seconds=None if chunk == "auto" else float(chunk))
 
 
-def make_plan(info, ladder, settings, workers: int | None):
-    """The planner's plan for ``workers`` encoder processes; its tasks come with it (``Plan.groups()``)."""
+def make_plan(info, ladder, settings, workers: int | None, source: str | None = None):
+    """The planner's plan for ``workers`` encoder processes; its tasks come with it (``Plan.groups()``).
+    ``source``: where the upload lies under the storage root (the tasks may then read it directly)."""
     from segenc.plan import plan
 
-    return plan(info, tuple(ladder), settings, job_id="projection", workdir="projection", workers=workers)
+    return plan(info, tuple(ladder), settings, job_id="projection", workdir="projection", workers=workers,
+                source=source)
 
 
 # --------------------------------------------------------------------------------------------
@@ -467,10 +478,11 @@ class LongSource:
     from a short run: the probe reads an MP4's index, so its cost is mostly fixed (0.1 s for
     10 min of 1080p, where 60 s take 0.13 s), and the split's depends on the segment count."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, central: bool = False) -> None:
         from segenc.probe import probe
 
         self.path = path
+        self.central = central  # model the central split (before the chord) instead of direct reads
         with open(path, "rb") as f:  # in the page cache first, as an upload is when it is split
             while f.read(1 << 24):
                 pass
@@ -481,6 +493,28 @@ class LongSource:
             times.append(time.perf_counter() - t)
         self.probe = statistics.median(times)
         self.splits: dict[tuple, float] = {}
+        self.direct_read = self._direct_read()
+
+    def _direct_read(self) -> float:
+        """Seconds a task spends opening the source and reading its segment's packets (the median
+        over 2 s segments across the file). Added to every task in full, though the fit already
+        holds the split file's own open and read (~11 ms): counted twice, on the safe side."""
+        from segenc.model import Segment
+        from segenc.probe import open_input
+        from segenc.split import segment_packets
+
+        info, t0 = self.info, self.info.start_pts
+        keys = info.keyframes
+        times = []
+        for i in range(1, len(keys) - 1, max(1, len(keys) // 15)):
+            seg = Segment(i, keys[i], keys[i + 1], keys[i], "")
+            t = time.perf_counter()
+            with open_input(self.path) as ic:
+                vs = ic.streams.video[0]
+                for _ in segment_packets(ic, vs, info.frame_pts[seg.key_frame] + t0, info.frame_pts[seg.end_frame] + t0):
+                    pass
+            times.append(time.perf_counter() - t)
+        return statistics.median(times)
 
     def split(self, plan) -> float:
         """Seconds to split ``plan``'s segments (and its audio copy) out of the source, timed once per layout."""
@@ -515,11 +549,11 @@ def long_source(args: argparse.Namespace, cal: dict[str, Any], seconds: float) -
     if args.long_source == "none" or args.size or args.fps or args.gop:
         return None
     if args.long_source != "auto":
-        return LongSource(Path(args.long_source))
+        return LongSource(Path(args.long_source), central=args.central_split)
     from .inputs import InputSpec, ensure_input
 
     fields = {k: v for k, v in (cal.get("input_spec") or {}).items() if k in InputSpec.__dataclass_fields__}
-    return LongSource(ensure_input(InputSpec(**{**fields, "seconds": seconds})))
+    return LongSource(ensure_input(InputSpec(**{**fields, "seconds": seconds})), central=args.central_split)
 
 
 # --------------------------------------------------------------------------------------------
@@ -570,7 +604,8 @@ def predict(cal: dict[str, Any], info, ladder, chunk: str | float, workers: int,
     """Model one job: plan it, predict every task, schedule on ``workers``, add the serial stages."""
     settings = make_settings(chunk, settings_base if settings_base is not None else cal["settings"])
     t_plan = time.perf_counter()
-    p = make_plan(info, ladder, settings, workers)
+    # A distributed job's source lies on the storage (uploads/): it is read by the tasks, not split.
+    p = make_plan(info, ladder, settings, workers, source=None if long is None or long.central else "uploads/source")
     plan_s = time.perf_counter() - t_plan  # the real planner on this source and worker count, timed here
     tasks = p.groups()
     a, b = cal["fit"]["a"], cal["fit"]["b"]
@@ -578,17 +613,19 @@ def predict(cal: dict[str, Any], info, ladder, chunk: str | float, workers: int,
     from segenc.model import task_cost, task_id
 
     for g in tasks:
+        # Read straight from the source: each task opens it and seeks (timed on the long source).
+        opening = long.direct_read if p.source is not None else 0.0
         if g[0].kind == "audio":  # a run of audio parts: their seconds, and one lead-in
-            times.append(cal["audio_rate"] * (sum(c.duration for c in g) + AUDIO_LEAD_SECONDS))
+            times.append(cal["audio_rate"] * (sum(c.duration for c in g) + AUDIO_LEAD_SECONDS) + opening)
         else:
-            times.append(a + b * task_cost(g))
+            times.append(a + b * task_cost(g) + opening)
         names.append(task_id(g))
     first, gap, chord = dispatch["first_start"], dispatch["gap"], dispatch["chord"]
     makespan, busy = schedule(times, workers, first, gap, dispatch.get("publish", 0.0))
     dur = info.duration
     r = cal["serial_rates"]
     if long is not None:  # timed on a real source of this length
-        before = long.probe + long.split(p) + plan_s
+        before = long.probe + (long.split(p) if p.source is None else 0.0) + plan_s
     else:
         before = (r["probe"] + r["split"]) * dur * serial_scale + plan_s
     cat = concat_seconds(cal, p.renditions, dur, workers, concat) * serial_scale
@@ -813,11 +850,14 @@ def run(args: argparse.Namespace) -> int:
     ]
     if long:
         splits = sorted(long.splits.values())
+        how = (f"split {splits[0]:.2f}-{splits[-1]:.2f} s over the {len(splits)} segment layouts the rows plan"
+               if splits else f"no split: every task reads its segment straight from the source (an MP4 seeks by "
+                              f"its index), and opening the source and reading a 2 s segment's packets took "
+                              f"{long.direct_read * 1e3:.1f} ms, added to every task's time")
         calib_lines.insert(3, f"probe and split timed on {long.path.name} ({long.info.duration:.0f} s, "
                               f"{long.info.size / 1e6:.0f} MB, read once first: an upload is in the page cache when it is split), not "
                               f"extrapolated (medians of {long.REPEAT} timings): probe {long.probe:.3f} s, "
-                              f"split {splits[0]:.2f}-{splits[-1]:.2f} s over the {len(splits)} segment layouts the "
-                              "rows plan (the per-second rates above would give "
+                              f"{how} (the per-second rates above would give "
                               f"{r['probe'] * long.info.duration:.2f} s and {r['split'] * long.info.duration:.2f} s)")
 
     # Terminal
@@ -873,7 +913,8 @@ def run(args: argparse.Namespace) -> int:
                                 "ladder": ladder},
             "calibration": cal, "rows": rows, "validation": val, "problems": problems,
             "long_source": {"file": long.path.name, "seconds": long.info.duration, "bytes": long.info.size,
-                            "probe_s": long.probe, "split_s": sorted(long.splits.values())} if long else None}
+                            "probe_s": long.probe, "split_s": sorted(long.splits.values()),
+                            "direct_read_s": long.direct_read} if long else None}
     if not args.no_save:
         out_dir = Path(args.results_dir)
         png = None if args.no_plot else plot(rows, out_dir / f"{args.tag}.png", f"segenc projection: {src}")
