@@ -103,7 +103,10 @@ def test_chaos_every_job_done_and_exact(tmp_path):
         assert all(s == "done" for s in states.values()), {j: status(inst, j) for j in jobs}
         assert kills, "the chaos thread never killed a worker"
         requeued = [r for j in jobs for r in status(inst, j)["requeued"]]
-        assert requeued, "no task was ever lost and requeued: the faults missed every running chunk"
+        # A killed chunk comes back either way: requeued by the watchdog, or taken over by a
+        # straggler's backup that another (idle) worker started and that won.
+        won = [t for j in jobs for t, b in status(inst, j)["backups"].items() if b.get("outcome") == "won"]
+        assert requeued or won, "no killed chunk was ever requeued or taken over: the faults missed every running chunk"
         state = JobState.from_url(json.loads((tmp_dir / "cluster.json").read_text())["redis_url"])
         for job, clip in zip(jobs, clips):
             want = list(range(checks.frame_count(clip)))
