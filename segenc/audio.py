@@ -76,6 +76,8 @@ def encode_audio(specs: list[ChunkSpec], root: str | os.PathLike, report: Report
 
 
 def _encode_run(specs: list[ChunkSpec], root, report: Reporter, worker: str) -> list[ChunkResult]:
+    if specs[0].copy:
+        return _copy_run(specs, root, report, worker)
     t0 = time.perf_counter()
     src = resolve(root, specs[0].source)
     for s in specs:
@@ -122,6 +124,73 @@ def _encode_run(specs: list[ChunkSpec], root, report: Reporter, worker: str) -> 
     finally:
         whole.unlink(missing_ok=True)
     return results
+
+
+def _copy_run(specs: list[ChunkSpec], root, report: Reporter, worker: str) -> list[ChunkResult]:
+    """A run of parts copied from the source's own AAC (``ChunkSpec.copy``): each part keeps the
+    packets whose first sample lies in its span. The source's frames lie on the parts' grid
+    (segenc.probe.copyable_audio), so a part holds what an encoded one would: whole frames from
+    its edge on, part 0 with the priming packet at -1024. Nothing is decoded or encoded."""
+    t0 = time.perf_counter()
+    src = resolve(root, specs[0].source)
+    for s in specs:
+        report(ProgressEvent(s.job_id, "chunk_started", chunk_id=s.chunk_id, worker=worker))
+    results = []
+    try:
+        with ExitStack() as stack:
+            count = len(_tracks(stack.enter_context(_open(src, specs[0]))))
+            taken = [[] for _ in specs]  # per part: (track stream, its packets) for every track
+            for k in range(count):
+                ic = stack.enter_context(_open(src, specs[0]))  # one pass per track, from its start
+                ist = _tracks(ic)[k]
+                pkts = _copied_packets(ic, ist, k, specs)
+                for part, got in zip(taken, pkts):
+                    part.append((ist, got))
+            seconds = (time.perf_counter() - t0) / len(specs)
+            for s, tracks in zip(specs, taken):
+                out = resolve(root, s.output)
+                with atomic_path(out) as tmp:
+                    _write(tmp, tracks)
+                samples = sum(p.duration for p in tracks[0][1])
+                report(ProgressEvent(s.job_id, "chunk_done", chunk_id=s.chunk_id, frames=samples, worker=worker))
+                results.append(ChunkResult(s.chunk_id, s.output, samples, out.stat().st_size, seconds, worker))
+    except av.FFmpegError as exc:
+        raise storage_full(exc) or CorruptInputError(f"audio: the audio track cannot be copied ({exc})") from exc
+    return results
+
+
+def _copied_packets(ic, ist, k: int, specs: list[ChunkSpec]) -> list[list[av.Packet]]:
+    """Track ``k``'s packets of each part of the run, stored from 0 in samples (1/rate)."""
+    rate = ist.codec_context.sample_rate
+    bounds = [(part_start(s, rate), edge(rate, s.span[1]) if s.span[1] else None) for s in specs]
+    start, stop = bounds[0][0], bounds[-1][1]
+    zero = _video_origin(specs[0])  # the first video frame on this file's clock, in seconds
+    if zero is None:  # the split's copy: its tag says where the track began
+        first = _first_time(ic, ist)
+        if first is None:
+            return [[] for _ in specs]
+        zero = first - Fraction(ic.metadata.get(audio_start_key(k), "0"))
+        ic.seek(math.floor(first / ist.time_base), stream=ist, backward=True)
+    if start > 0:
+        ic.seek(math.floor((zero + Fraction(start, rate) - SEEK_MARGIN) / ist.time_base), stream=ist, backward=True)
+    taken: list[list[av.Packet]] = [[] for _ in specs]
+    for pkt in ic.demux(ist):
+        if pkt.pts is None or not pkt.size:
+            continue
+        # On the grid: exact from an MP4; the split's Matroska copy keeps milliseconds (< 0.5 frame).
+        at = round(round((pkt.pts * pkt.time_base - zero) * rate) / FRAME) * FRAME
+        if at < start:
+            continue
+        if stop is not None and at >= stop:
+            break
+        i = next(j for j, (a, b) in enumerate(bounds) if a <= at and (b is None or at < b))
+        if pkt.time_base != Fraction(1, rate) or not pkt.duration:  # milliseconds: a whole frame, or
+            ms = round((pkt.duration or 0) * pkt.time_base * rate)  # the last one's trimmed length (+-1 ms)
+            pkt.duration = FRAME if not pkt.duration or abs(ms - FRAME) <= rate // 1000 + 1 else max(1, ms)
+        pkt.pts = pkt.dts = at - bounds[i][0]  # stored from 0, as an encoded part is
+        pkt.time_base = Fraction(1, rate)
+        taken[i].append(pkt)
+    return taken
 
 
 def _within(pkt, ist, spec: ChunkSpec) -> bool:

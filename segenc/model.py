@@ -174,6 +174,10 @@ class MediaInfo(_Json):
     audio_titles: tuple[str, ...] = ()
     subtitle_languages: tuple[str, ...] = ()
     title: str | None = None
+    # The highest bit rate among the audio tracks when every one of them can be copied as it is
+    # (segenc.probe.copyable_audio: AAC-LC, 1-2 channels, 44.1/48 kHz, its 1024-sample frames on
+    # the grid that starts at the first video frame, from an MP4/MOV index); None: encode them.
+    audio_copy_bitrate: int | None = None
 
     @property
     def tb(self) -> Fraction:
@@ -233,6 +237,8 @@ class ChunkSpec(_Json):
     direct: bool = False
     origin: int = 0
     end_pts: int = -1
+    # audio: the part is the source's own AAC packets of its span, copied (no decode, no encode).
+    copy: bool = False
 
     _nested = {"settings": Settings, "rendition": Rendition}
 

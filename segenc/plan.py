@@ -25,6 +25,10 @@ AUDIO_COST_PER_SECOND = 5.4e6
 # What an audio task spends before its first part (the seek margin and lead-in decoded and
 # encoded, see segenc.audio), in seconds of audio: shared by the parts of one task.
 AUDIO_LEAD_SECONDS = 0.45
+# Copying the source's AAC instead (Settings.audio_copy): 0.5 ms per second of audio against 37-55
+# ms to decode and encode it; and a bit rate this share over the job's still counts as within it.
+AUDIO_COPY_SPEEDUP = 70.0
+AUDIO_COPY_SLACK = 0.02
 # Decoding a source pixel costs this share of encoding an output pixel (x264 veryfast). Measured on
 # one 10 s 1080p segment: three renditions from one decode 11.59 CPU-s, each decoding it 14.16.
 DECODE_COST = 0.2
@@ -278,17 +282,27 @@ def audio_parts(info: MediaInfo, settings: Settings, segments, job_id: str, work
     ends = [str(t) for t in starts[1:]] + [""]
     end_time = Fraction(info.duration).limit_denominator(1_000_000)
     tracks = max(1, len(info.audio_languages))
-    rate = AUDIO_COST_PER_SECOND * tracks / complexity(info)
+    copy = copies_audio(info, settings, source)
+    rate = AUDIO_COST_PER_SECOND * tracks / complexity(info) / (AUDIO_COPY_SPEEDUP if copy else 1)
+    lead = 0.0 if copy else AUDIO_LEAD_SECONDS
     parts = []
     for i, (a, b) in enumerate(zip(starts, ends)):
         seconds = float((Fraction(b) if b else end_time) - a)
         parts.append(ChunkSpec(
             job_id=job_id, chunk_id=f"a{i:04d}", kind="audio", source=source or layout.audio_source(workdir),
-            direct=source is not None, time_base=info.time_base, origin=info.start_pts,
+            direct=source is not None, time_base=info.time_base, origin=info.start_pts, copy=copy,
             output=layout.audio_part(workdir, i), settings=settings, segment=i, span=(str(a), b),
-            duration=seconds, cost=(seconds + AUDIO_LEAD_SECONDS) * rate, decode_cost=AUDIO_LEAD_SECONDS * rate,
+            duration=seconds, cost=(seconds + lead) * rate, decode_cost=lead * rate,
         ))
     return parts
+
+
+def copies_audio(info: MediaInfo, settings: Settings, source: str | None) -> bool:
+    """Whether the audio parts copy the source's AAC: it already is what segenc would encode
+    (``MediaInfo.audio_copy_bitrate``) at no more than the job's audio bit rate (AUDIO_COPY_SLACK
+    over it: an encoder asked for 128k writes 128.4k), and the parts read the source itself."""
+    return bool(source and settings.audio_copy and info.audio_copy_bitrate
+                and info.audio_copy_bitrate <= settings.audio_bitrate * (1 + AUDIO_COPY_SLACK))
 
 
 def audio_runs(parts: list[ChunkSpec], video: list[tuple[ChunkSpec, ...]]) -> list[tuple[ChunkSpec, ...]]:

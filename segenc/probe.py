@@ -101,6 +101,7 @@ def probe(path: str | os.PathLike, limits: Limits | None = None, index: bool = T
         tb, sar, avg = vs.time_base, vs.sample_aspect_ratio or Fraction(1), vs.average_rate or vs.guessed_rate
         audio = _audio_facts(aud)
         tracks = _tracks(c)
+        copy_bitrate = copyable_audio(c, min(pts) * vs.time_base)
 
     order = sorted(set(pts))
     if len(order) != len(pts):
@@ -161,7 +162,39 @@ def probe(path: str | os.PathLike, limits: Limits | None = None, index: bool = T
         size=path.stat().st_size,
         **first_frame["colour"],
         **tracks,
+        audio_copy_bitrate=copy_bitrate,
     )
+
+
+COPY_RATES = (44100, 48000)
+
+
+def copyable_audio(c, video_start: Fraction) -> int | None:
+    """The highest bit rate among ``c``'s audio tracks if every one can be copied into the output
+    as it is, else None. A track can when it is AAC-LC, mono or stereo, at 44.1 or 48 kHz, in an
+    MP4/MOV (its index gives every packet's time without reading one), and its packets are
+    1024-sample frames back to back whose first kept one starts exactly at the first video frame
+    (``video_start``, seconds), after at most one priming packet: the very grid segenc's audio
+    parts are cut on (segenc.audio). Anything else is encoded."""
+    if not any(n in c.format.name.split(",") for n in mp4index.CONTAINERS):
+        return None
+    rates = []
+    for a in (a for a in c.streams.audio if a.codec_context.sample_rate):
+        cc = a.codec_context
+        if cc.name != "aac" or cc.profile != "LC" or cc.sample_rate not in COPY_RATES or cc.channels not in (1, 2) \
+                or not a.bit_rate or a.time_base != Fraction(1, cc.sample_rate):
+            return None
+        entries = [e for e in a.index_entries if e.size > 0]
+        kept = [e for e in entries if not e.is_discard]
+        if not kept or len(entries) - len(kept) > 1 or (len(kept) < len(entries) and not entries[0].is_discard):
+            return None
+        times = [e.timestamp for e in entries]
+        if any(b - a_ != 1024 for a_, b in zip(times, times[1:])):
+            return None
+        if Fraction(kept[0].timestamp, cc.sample_rate) != video_start:
+            return None
+        rates.append(a.bit_rate)
+    return max(rates) if rates else None
 
 
 def _audio_facts(aud) -> dict:

@@ -40,6 +40,10 @@ class Settings:
     codec: str = "h264"  # one of CODECS
     gop: float = 2.0  # seconds between IDRs: at every multiple of it (source time), in every rung
     audio: bool = True  # False: drop the audio track
+    # Copy the source's audio instead of encoding it when it already is what segenc would make
+    # (AAC-LC, <= 2 channels, 44.1/48 kHz, at most audio_bitrate; see MediaInfo.audio_copy_bitrate)
+    # and the tasks read the source directly.
+    audio_copy: bool = True
     # A short first segment: cut at the first source keyframe at or after this many seconds, and
     # encoded one task per rendition, so the stream's first segment of every rung (what a player
     # needs to start) is ready early. None: the first segment is as long as the others.

@@ -295,13 +295,17 @@ def _scheduled(plan: Plan):
 def job_signature(app: Celery, plan: Plan, out: str, finish_queue: str | None = None):
     """chord(header, body): the plan's tasks (task id = job:task, visible in inspect), then finish.
 
-    ``finish_queue`` pins the body to workers that hold the storage (the main instance's queue)."""
+    ``finish_queue`` pins the body to workers that hold the storage (the main instance's queue),
+    and the audio parts that copy the source's AAC too: they take milliseconds where the source
+    is, and a worker without the storage would copy from the Matroska audio copy, whose
+    millisecond timestamps lose the trimmed length of the track's last frame."""
     # argsrepr: what `celery inspect active --safe` and Flower show of a task's arguments.
     # Celery's default (a truncated repr of every chunk spec, frame timestamps and all) was a
     # third of the cost of publishing a header: 1.45 -> 1.05 ms per task, measured on 826 tasks.
     header = [signature("segenc.encode_chunk", args=([s.to_dict() for s in g],), app=app)
               .set(task_id=celery_id(plan.job_id, t.id), priority=priority(app, chunk_priority(plan.info.duration)),
-                   argsrepr=f"[{plan.job_id}: {', '.join(s.chunk_id for s in g)}]")
+                   argsrepr=f"[{plan.job_id}: {', '.join(s.chunk_id for s in g)}]",
+                   **({"queue": finish_queue} if finish_queue and g[0].copy else {}))
               for t, g in _scheduled(plan)]
     body = signature("segenc.finish", args=(plan.workdir, out), app=app).set(task_id=celery_id(plan.job_id, FINISH),
                                                                               priority=priority(app, 0))

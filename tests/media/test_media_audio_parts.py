@@ -14,6 +14,7 @@ import pytest
 
 from segenc import audio, layout
 from segenc.settings import Settings
+from segenc.split import copy_side_tracks
 from segenc.steps import encode_chunks, prepare
 from segenc.stream import publish
 from tests import checks, mediagen
@@ -72,8 +73,8 @@ def _under(root, src, direct: bool):
 def _encode_both(src, root, *, runs: bool, direct: bool = False):
     """The parts (each alone, or the later ones as one run) joined, and one encode of the whole;
     ``direct``: read from the source (it lies under the root), else from the split's audio copy."""
-    plan = prepare(_under(root, src, direct), root, ladder=("240p",),
-                   settings=Settings(chunk_seconds=1.0, preset="ultrafast"))
+    plan = prepare(_under(root, src, direct), root, ladder=("240p",),  # encoded, not copied: see below
+                   settings=Settings(chunk_seconds=1.0, preset="ultrafast", audio_copy=False))
     assert all(p.direct == direct for p in plan.audio_parts)
     parts = list(plan.audio_parts)
     assert len(parts) == len(plan.segments) >= 4
@@ -159,3 +160,44 @@ def test_the_stream_holds_every_packet_of_the_joined_track(tmp_path):
         rate = 48000
         assert starts[1:] == [audio.edge(rate, p.span[0]) for p in plan.audio_parts[1:]]
         assert sum(d for _, d in timing) == timing[-1][0] + timing[-1][1]
+
+
+@pytest.mark.parametrize("kwargs,copied,remote", [
+    ({"seconds": 6.0}, True, False),  # AAC-LC at 96 kb/s, its frames on the video's grid: copied
+    ({"seconds": 6.0, "audio_languages": ("eng", "fra")}, True, False),
+    ({"seconds": 6.0, "audio_languages": ("eng", "fra")}, True, True),  # from the Matroska copy
+    ({"seconds": 6.0, "audio_offset": 0.2}, False, False),  # 9600 samples late: off the grid, encoded
+])
+def test_aac_already_fit_for_the_output_is_copied_packet_for_packet(tmp_path, kwargs, copied, remote):
+    """Parts that copy the source's AAC join into exactly the source's track: every packet's
+    bytes and time, and so every decoded sample; no part decodes or encodes anything. From the
+    Matroska audio copy a worker without the storage would fetch, the packets are the same (their
+    millisecond times snapped to the grid) but the last frame's trimmed length is lost: that is
+    why the service sends such parts to the storage's queue (tasks.job_signature)."""
+    root = tmp_path / "root"
+    src = _under(root, mediagen.make_clip(tmp_path / "clip.mp4", **kwargs), True)
+    plan = prepare(src, root, ladder=("240p",), settings=Settings(chunk_seconds=1.0, preset="ultrafast"))
+    assert len(plan.audio_parts) >= 5 and all(p.copy == copied for p in plan.audio_parts)
+    parts = list(plan.audio_parts)
+    if remote:  # what segenc.distributed.remote runs: the parts read the copy the main instance writes
+        copy_side_tracks(src, plan, root, audio=True, subtitles=False)
+        parts = [dataclasses.replace(p, source=layout.audio_source(plan.workdir), direct=False) for p in parts]
+    encode_chunks(parts[:1], root)
+    encode_chunks(parts[1:], root)  # a run: its parts are cut from one pass
+    joined = root / "joined.m4a"
+    audio.join(list(plan.audio_parts), root, joined)
+    for k in range(len(kwargs.get("audio_languages", ("und",)))):
+        if copied:
+            with av.open(str(src)) as ic:
+                want = [(p.pts, p.duration, bytes(p)) for p in ic.demux(ic.streams.audio[k]) if p.size]
+            with audio.packets(joined) as tracks:
+                got = [(p.pts, p.duration, bytes(p)) for p in tracks[k][1]]
+            if remote:  # the Matroska copy loses the last frame's trimmed length: a whole frame
+                assert want[-1][1] < 1024 and got[-1][1] == 1024
+                got[-1] = got[-1][:1] + want[-1][1:2] + got[-1][2:]
+            assert got == want and got[0][0] == -1024  # the source's priming packet too
+            if not remote:
+                assert np.array_equal(_decoded(joined, k), _decoded(src, k))
+        else:  # encoded: silence from the first video frame until the late track begins
+            a = _decoded(joined, k)
+            assert a.shape[1] >= round(plan.info.duration * 48000) and np.abs(a[:, :9000]).max() < 0.01

@@ -276,3 +276,23 @@ def test_a_source_on_the_storage_in_a_container_with_an_index_is_read_by_the_tas
         assert by_seg[s.index].end_pts == (src.frame_pts[s.end_frame] if s.end_frame < src.frames else -1)
     unshared = plan(src, ("480p",), Settings(chunk_seconds=2.0), job_id="j", workdir="work/j")
     assert unshared.source is None and not any(c.direct for c in unshared.specs())
+
+
+def test_audio_already_fit_for_the_output_is_copied_only_when_the_tasks_read_the_source():
+    import dataclasses
+
+    src = dataclasses.replace(info(frames=600), audio_copy_bitrate=96_000, audio_languages=("eng",))
+
+    def parts(settings=Settings(chunk_seconds=4.0), source="uploads/j.mp4", **kw):
+        return plan(dataclasses.replace(src, **kw), ("480p",), settings, job_id="j", workdir="work/j",
+                    source=source).audio_parts
+
+    copied = parts()
+    assert copied and all(p.copy for p in copied)
+    encoded = parts(settings=Settings(chunk_seconds=4.0, audio_copy=False))
+    assert not any(p.copy for p in encoded)
+    assert sum(p.cost for p in copied) * 50 < sum(p.cost for p in encoded)  # no decode, no encode
+    assert not any(p.copy for p in parts(source=None))  # the split's copy: encoded
+    assert not any(p.copy for p in parts(audio_copy_bitrate=None))  # not AAC-LC on the grid
+    assert all(p.copy for p in parts(audio_copy_bitrate=130_000))  # within 2% of 128k
+    assert not any(p.copy for p in parts(audio_copy_bitrate=192_000))  # over the job's bit rate
