@@ -72,6 +72,12 @@ def staged(rel: str, token: str) -> str:
     return f"{head}/.{token}.{name}" if head else f".{token}.{name}"
 
 
+def linked_source(workdir: str, suffix: str) -> str:
+    """``segenc.encode()``'s source, hard-linked into the job's work dir so that its tasks read it
+    straight from there (a storage path, like an upload's); ``suffix`` is the source's own."""
+    return f"{workdir}/source{suffix.lower() if suffix.isascii() and len(suffix) <= 8 else ''}"
+
+
 def audio_source(workdir: str) -> str:
     return f"{workdir}/audio-source.mka"
 

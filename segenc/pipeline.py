@@ -2,6 +2,9 @@
 
     probe -> plan -> split -> encode (the plan's tasks, in parallel) -> concat -> package
 
+The source is hard-linked into the job's work dir; in a container that seeks by its index the
+tasks then read their segments straight from it and nothing is split (see segenc.split).
+
 The steps themselves live in ``steps`` (shaped like a Celery chord); this module only orders
 them, measures them and cleans up.
 """
@@ -28,7 +31,7 @@ from .progress import ProgressEvent, Reporter, null_reporter
 from .runners.base import Runner
 from .runners.local import LocalRunner
 from .settings import Settings
-from .split import BackgroundSplit
+from .split import BackgroundSplit, copy_side_tracks
 from .stages import Stage
 from .steps import plan_job
 from .storage import resolve
@@ -83,6 +86,7 @@ def encode(source: str | os.PathLike, out_dir: str | os.PathLike, ladder: str | 
     private = root is None
     workdir = PRIVATE_WORKDIR if private else layout.work_dir(job_id)
     split_job: BackgroundSplit | None = None
+    started = False  # the stream may have begun: a failure removes what it published
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         if private:
@@ -91,16 +95,21 @@ def encode(source: str | os.PathLike, out_dir: str | os.PathLike, ladder: str | 
             try:
                 span = _EncodeSpan(report, cancel)
                 plan = plan_job(source, root, job_id=job_id, ladder=ladder, settings=settings,
-                                workdir=workdir, report=span, workers=runner.workers)
-                span(ProgressEvent(plan.job_id, "stage", stage=Stage.SPLITTING))
+                                workdir=workdir, report=span, workers=runner.workers,
+                                readable=_link_source(source, root, workdir))
                 t_run = time.perf_counter()
-                split_job = BackgroundSplit(source, plan, root).start()  # encoding starts as segments land
-                if not runner.overlaps_split:
-                    split_job.join()
+                started = True
+                if plan.source is None:  # no index to seek by (or no link): split, overlapping the encode
+                    span(ProgressEvent(plan.job_id, "stage", stage=Stage.SPLITTING))
+                    split_job = BackgroundSplit(source, plan, root).start()  # encoding starts as segments land
+                    if not runner.overlaps_split:
+                        split_job.join()
+                elif plan.subtitles_source:  # the tasks read the source: only its subtitles are copied
+                    copy_side_tracks(source, plan, root, audio=False, subtitles=True)
                 span(ProgressEvent(plan.job_id, "stage", stage=Stage.ENCODING))
                 result = runner.execute(plan, root, out_dir, span, inputs=split_job)
                 span.check()
-                result.timings["split"] = split_job.seconds
+                result.timings["split"] = split_job.seconds if split_job else 0.0
                 result.timings["encode"] = time.perf_counter() - t_run - result.timings.get("concat", 0.0)
                 result.timings["serial"] = span.serial()
                 result.timings["total"] = time.perf_counter() - t
@@ -109,7 +118,7 @@ def encode(source: str | os.PathLike, out_dir: str | os.PathLike, ladder: str | 
             except BaseException as exc:
                 if isinstance(exc, JobCancelled):
                     _remove_outputs(out_dir, ladder)
-                elif split_job is not None:
+                elif started:
                     _remove_stream(out_dir)  # its EVENT playlists would never end: no half stream stays
                 report(ProgressEvent(job_id, "stage", stage=Stage.CANCELLED if isinstance(exc, JobCancelled)
                                      else Stage.FAILED, message=str(exc) or type(exc).__name__))
@@ -123,6 +132,20 @@ def encode(source: str | os.PathLike, out_dir: str | os.PathLike, ladder: str | 
             shutil.rmtree(resolve(root, workdir), ignore_errors=True)
             if private:
                 shutil.rmtree(root, ignore_errors=True)
+
+
+def _link_source(source, root: Path, workdir: str) -> str | None:
+    """``source`` hard-linked into the job's work dir, so that the tasks read their segments (and
+    audio) straight from it as they do an upload's: its root-relative path, or None where no link
+    can be made (another file system, no permission, not a file): then it is split."""
+    rel = layout.linked_source(workdir, Path(source).suffix)
+    try:
+        link = resolve(root, rel)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.link(os.path.realpath(source), link)  # the file itself: a link to a symlink would point outside
+    except (OSError, ValueError):
+        return None
+    return rel
 
 
 def _remove_outputs(out_dir: Path, ladder: tuple[str, ...]) -> None:

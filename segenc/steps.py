@@ -38,13 +38,13 @@ from .video import encode_video_chunks
 def plan_job(source: str | os.PathLike, root: str | os.PathLike, *, job_id: str | None = None,
              ladder=DEFAULT_LADDER, settings: Settings | None = None, workdir: str | None = None,
              report: Reporter = null_reporter, workers: int | None = None, info: MediaInfo | None = None,
-             direct: bool = False) -> Plan:
+             readable: str | None = None) -> Plan:
     """Probe and plan ``source``; ``plan.json`` lands under ``root/workdir``. Nothing is split yet.
 
     ``workers`` is how many encoder processes will share the job (sizes an automatic chunk length
     and balances the tasks); ``info`` is the source's probe when the caller already has it.
-    ``direct``: the tasks may read their segments straight from ``source`` if it lies under
-    ``root`` in a container that seeks by its index (then the plan needs no split)."""
+    ``readable``: where under ``root`` the tasks can read ``source`` itself; in a container that
+    seeks by its index they then read their segments straight from it (the plan needs no split)."""
     settings = settings or Settings()
     job_id = job_id or str(uuid.uuid4())
     workdir = workdir or layout.work_dir(job_id)
@@ -54,7 +54,7 @@ def plan_job(source: str | os.PathLike, root: str | os.PathLike, *, job_id: str 
         info = probe(source, settings.limits)
     t_probe = time.perf_counter()
     plan = make_plan(info, ladder, settings, job_id=job_id, workdir=workdir, workers=workers,
-                     source=_under(root, source) if direct else None)
+                     source=readable)
     t_plan = time.perf_counter()
     report(ProgressEvent(job_id, "planned", totals=plan_totals(plan)))
     save_plan(plan, root)
@@ -82,7 +82,7 @@ def prepare(source: str | os.PathLike, root: str | os.PathLike, *, report: Repor
         InputError: the source is at fault (see ``probe``).
         StorageFullError: the storage ran out of space while splitting.
     """
-    plan = plan_job(source, root, report=report, direct=True, **kwargs)
+    plan = plan_job(source, root, report=report, readable=_under(root, source), **kwargs)
     t = time.perf_counter()
     if plan.source is None:
         report(ProgressEvent(plan.job_id, "stage", stage=Stage.SPLITTING))

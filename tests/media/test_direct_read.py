@@ -40,7 +40,8 @@ def _packets(packets):
 def test_segments_read_from_the_source_hold_exactly_the_split_files_packets(clip, tmp_path, name):
     root = tmp_path / "root"
     src = _uploaded(clip, name, root)
-    plan = plan_job(src, root, job_id="j", ladder=("240p",), settings=SETTINGS, direct=True)
+    plan = plan_job(src, root, job_id="j", ladder=("240p",), settings=SETTINGS,
+                    readable="uploads/" + src.name)
     assert plan.source == "uploads/" + src.name and all(c.direct and c.source == plan.source for c in plan.chunks)
     assert len(plan.segments) >= 3
     if name == "h264_longgop":
@@ -108,7 +109,8 @@ def test_a_segment_written_on_request_is_the_split_one(clip, tmp_path, name):
     """What the main instance writes for a worker without the storage (one segment, by seeking)."""
     root = tmp_path / "root"
     src = _uploaded(clip, name, root)
-    plan = plan_job(src, root, job_id="j", ladder=("240p",), settings=SETTINGS, direct=True)
+    plan = plan_job(src, root, job_id="j", ladder=("240p",), settings=SETTINGS,
+                    readable="uploads/" + src.name)
     split(src, plan, root)
     for seg in plan.segments:
         path = resolve(root, seg.path)
