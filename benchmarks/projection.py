@@ -46,6 +46,8 @@ from typing import Any
 
 from segenc.plan import AUDIO_LEAD_SECONDS
 
+COPIED_AUDIO_RATE = 0.005  # s per s of audio: below it an audio task copied, not encoded
+
 from .registry import register
 from .report import RESULTS_DIR, fmt, md_table, text_table, write_results
 
@@ -408,6 +410,10 @@ def calibrate(args: argparse.Namespace, problems: list[str]) -> dict[str, Any]:
     stitch = _median(r["extra"].get("timings", {}).get("stitch") for r in runs)
     stage["concat"] += 0.0 if math.isnan(stitch) else stitch
     serial_rates = {k: v / dur for k, v in stage.items()}  # seconds per source second
+    # Runs of parts that copied the source's AAC (0.5 ms per second of audio) are not encodes
+    # (37-55 ms): two orders of magnitude apart, so a rate under COPIED_AUDIO_RATE tells them.
+    copied = [t for t in audio if t["seconds"] / t["duration"] < COPIED_AUDIO_RATE]
+    audio = [t for t in audio if t not in copied]
     audio_rate = _median(t["seconds"] / t["duration"] for t in audio) if audio else 0.0
     # Concat per rendition: the measured (serial) concat split in proportion to the output bytes.
     rend = data.get("summary", {}).get("segenc", {}).get("renditions", {}) or {}
@@ -494,6 +500,37 @@ class LongSource:
         self.probe = statistics.median(times)
         self.splits: dict[tuple, float] = {}
         self.direct_read = self._direct_read()
+        self.copy_rate = self._copy_rate() if self.info.audio_copy_bitrate else math.nan
+
+    def _copy_rate(self) -> float:
+        """Seconds per second of audio to copy the source's AAC into parts (``ChunkSpec.copy``):
+        the median of 3 copies of a 60 s run of 2 s parts from the middle of the file (the
+        source hard-linked under a scratch storage root, where an upload lies)."""
+        import os
+        import shutil
+        import tempfile
+
+        from segenc.audio import encode_audio
+        from segenc.plan import plan
+        from segenc.settings import Settings
+
+        root = Path(tempfile.mkdtemp(prefix=".projection-copy-", dir=self.path.parent))
+        try:
+            (root / "uploads").mkdir()
+            os.link(self.path, root / "uploads" / "source")
+            p = plan(self.info, ("480p",), Settings(chunk_seconds=2.0), job_id="copy", workdir="work/copy",
+                     source="uploads/source")
+            middle = len(p.audio_parts) // 2
+            run = list(p.audio_parts[middle:middle + 30])
+            assert run and all(c.copy for c in run)
+            times = []
+            for _ in range(self.REPEAT):
+                t = time.perf_counter()
+                encode_audio(run, root)
+                times.append(time.perf_counter() - t)
+            return statistics.median(times) / sum(c.duration for c in run)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
 
     def _direct_read(self) -> float:
         """Seconds a task spends opening the source and reading its segment's packets (the median
@@ -616,7 +653,10 @@ def predict(cal: dict[str, Any], info, ladder, chunk: str | float, workers: int,
         # Read straight from the source: each task opens it and seeks (timed on the long source).
         opening = long.direct_read if p.source is not None else 0.0
         if g[0].kind == "audio":  # a run of audio parts: their seconds, and one lead-in
-            times.append(cal["audio_rate"] * (sum(c.duration for c in g) + AUDIO_LEAD_SECONDS) + opening)
+            if g[0].copy:  # the source's AAC copied: timed on the long source
+                times.append(long.copy_rate * sum(c.duration for c in g) + opening)
+            else:
+                times.append(cal["audio_rate"] * (sum(c.duration for c in g) + AUDIO_LEAD_SECONDS) + opening)
         else:
             times.append(a + b * task_cost(g) + opening)
         names.append(task_id(g))
@@ -854,6 +894,9 @@ def run(args: argparse.Namespace) -> int:
                if splits else f"no split: every task reads its segment straight from the source (an MP4 seeks by "
                               f"its index), and opening the source and reading a 2 s segment's packets took "
                               f"{long.direct_read * 1e3:.1f} ms, added to every task's time")
+        if not math.isnan(long.copy_rate):
+            how += (f"; its AAC is copied, not encoded (copying took {long.copy_rate * 1e3:.2f} ms per second "
+                    f"of audio, against {cal['audio_rate'] * 1e3:.1f} ms to encode it)")
         calib_lines.insert(3, f"probe and split timed on {long.path.name} ({long.info.duration:.0f} s, "
                               f"{long.info.size / 1e6:.0f} MB, read once first: an upload is in the page cache when it is split), not "
                               f"extrapolated (medians of {long.REPEAT} timings): probe {long.probe:.3f} s, "
@@ -914,7 +957,7 @@ def run(args: argparse.Namespace) -> int:
             "calibration": cal, "rows": rows, "validation": val, "problems": problems,
             "long_source": {"file": long.path.name, "seconds": long.info.duration, "bytes": long.info.size,
                             "probe_s": long.probe, "split_s": sorted(long.splits.values()),
-                            "direct_read_s": long.direct_read} if long else None}
+                            "direct_read_s": long.direct_read, "audio_copy_s_per_s": long.copy_rate} if long else None}
     if not args.no_save:
         out_dir = Path(args.results_dir)
         png = None if args.no_plot else plot(rows, out_dir / f"{args.tag}.png", f"segenc projection: {src}")
