@@ -164,7 +164,7 @@ def copy_side_tracks(source: str | os.PathLike, plan: Plan, root: str | os.PathL
     try:
         with open_input(source) as ic:
             side = _SideTracks(ic, ic.streams.video[0], plan, root, audio=audio, subtitles=subtitles)
-            for pkt in ic.demux(side.streams):
+            for pkt in ic.demux(side.streams) if side.streams else ():  # (no streams: demux would read all)
                 if pkt.size and pkt.pts is not None:
                     side.mux(pkt)
             side.publish()
