@@ -16,6 +16,11 @@ track: the same packet timing and length to the sample, identical samples for a 
 on harsh signals no step at any join (the two encoders' rate control settles a little
 differently, both valid codings). ``tests/media/test_media_audio_parts.py`` checks all of this.
 
+Where the source's AAC already is what this module would write (``ChunkSpec.copy``, decided by
+segenc.probe.copyable_audio and segenc.plan.copies_audio), a part is not encoded: it takes the
+source's own packets of its span. Their frames lie on the same grid, so the part holds exactly
+what an encoded one would hold in number and place, and the joined track is the source's.
+
 Each track is aligned to the first video frame: audio before it is trimmed, and a late start is
 padded with silence. Its language and title are kept. Sample positions come from the source's
 timestamps, snapped to the track's own frame grid. The Matroska copy made by the split keeps

@@ -1,7 +1,8 @@
 """video: one chunk spec -> one chunk (a CMAF fragment, see segenc.codecs) of one rendition.
 
-Decodes the segment (single thread; from the split's file, or read straight from the source), keeps exactly the frames the spec lists, scales them with
-libavfilter (the same scaler the ffmpeg CLI uses) and encodes with the job's codec single-threaded
+Decodes the segment (single thread; from the split's file, or read straight from the source:
+``ChunkSpec.direct``), keeps exactly the frames the spec lists, scales them with libavfilter (the
+same scaler the ffmpeg CLI uses) and encodes with the job's codec single-threaded
 (see segenc.codecs), so N worker processes keep N cores busy. IDRs fall at the chunk's first frame
 and at every multiple of the job's gop in source time, the same in every rung. Output timestamps
 are the source's, exactly: the segment's Matroska timestamps (1 ms) only identify frames, the
