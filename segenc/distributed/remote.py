@@ -28,6 +28,12 @@ def remote_root(root: Path, name: str | None) -> Path:
     return resolve(root, layout.remote_root(name or "worker"))
 
 
+def holds_storage(app: Celery, job_id: str) -> bool:
+    """Whether this worker's root is the shared storage of ``job_id`` (its plan is there)."""
+    root = app.conf.segenc_root
+    return bool(root) and resolve(root, layout.plan_file(layout.work_dir(job_id))).exists()
+
+
 class Superseded(Exception):
     """Another attempt of this task committed its outputs first: this one wrote nothing in place."""
 
@@ -44,8 +50,7 @@ def encode_here_or_remote(app: Celery, state: JobState, group: list[ChunkSpec], 
     job_id = group[0].job_id
     web = state.web_url()
     secret = app.conf.segenc_cluster_secret
-    shared = resolve(root, layout.plan_file(layout.work_dir(job_id))).exists()
-    if shared or not web or not secret:  # without a main instance to transfer from: fails naming the file
+    if holds_storage(app, job_id) or not web or not secret:  # without a main instance to transfer from: fails naming the file
         return _staged_run(group, root, report, name, run, commit)
     local = remote_root(root, name)
     t = Transfer(web, secret, local)

@@ -28,7 +28,7 @@ from ..steps import encode_chunks, finish, load_plan, prepare
 from ..storage import resolve
 from .app import priority, state_url_of
 from .lease import Lease
-from .remote import Superseded, encode_here_or_remote, worker_name
+from .remote import Superseded, encode_here_or_remote, holds_storage, worker_name
 from .state import UNAVAILABLE, JobState
 
 PREPARE, FINISH = "prepare", "finish"
@@ -187,9 +187,8 @@ def _encode_chunk(self, state: JobState, group: list[ChunkSpec], job_id: str, na
             try:
                 _fail(state, job_id, name, f"chunk {name} failed: {full}", exc)
             finally:  # the shared storage is full: all of the job goes, its upload too (see _remove_job_files)
-                root = Path(self.app.conf.segenc_root or "")
-                if self.app.conf.segenc_root and resolve(root, layout.plan_file(layout.work_dir(job_id))).exists():
-                    _remove_job_files(root, job_id, everything=True)
+                if holds_storage(self.app, job_id):
+                    _remove_job_files(_root(self.app), job_id, everything=True)
         if tries < limit:
             raise self.retry(exc=exc, countdown=min(2 ** tries, 10))
         _fail(state, job_id, name, f"chunk {name} failed {tries} times: {exc}", exc)
