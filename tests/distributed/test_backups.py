@@ -16,6 +16,7 @@ import segenc
 from segenc.distributed import CeleryRunner, make_app
 from segenc.distributed.state import JobState
 from service.harness import WorkerNode, start_all, stop_all
+from service.redis_server import RedisServer
 from tests import checks
 from tests.mediagen import make_clip
 
@@ -55,7 +56,18 @@ class Throttle:
         self._signal(signal.SIGCONT)
 
 
-def test_a_backup_of_a_straggler_wins_and_the_loser_writes_nothing(redis_server, tmp_path):
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of this test's own: the session's is shared with the ``cluster`` workers,
+    whose other storage root would take this job's tasks and not find its files."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_a_backup_of_a_straggler_wins_and_the_loser_writes_nothing(own_redis, tmp_path):
+    redis_server = own_redis
     root = tmp_path / "storage"
     root.mkdir()
     clip = make_clip(tmp_path / "clip.mp4", width=640, height=360, seconds=6.0, audio=False)
