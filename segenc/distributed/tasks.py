@@ -196,22 +196,24 @@ def _encode_chunk(self, state: JobState, group: list[ChunkSpec], job_id: str, na
 
 @shared_task(bind=True, name="segenc.finish")
 def finish_task(self, results: list[list[dict]], workdir: str, out: str) -> dict:
+    """Stitch the job's outputs. Every Redis call waits out a restart (_until_up): the main
+    instance restarts its Redis with it, and the finish must not fail the whole job for that."""
     root, state = _root(self.app), state_of(self.app)
     job_id = workdir.rsplit("/", 1)[-1]
-    if (done := state.done(job_id, FINISH)) is not None:
+    if (done := _until_up(state.done, job_id, FINISH)) is not None:
         shutil.rmtree(resolve(root, workdir), ignore_errors=True)  # a copy killed between marker and cleanup
         return done
-    if state.stage(job_id) in STOPPED:
-        raise JobCancelled(f"job {job_id} is {state.stage(job_id)}; not concatenating")
+    if (stage := _until_up(state.stage, job_id)) in STOPPED:
+        raise JobCancelled(f"job {job_id} is {stage}; not concatenating")
     lease = Lease(state, job_id, FINISH, worker_name(self.app))
-    if not lease.wait_turn(self.app.conf.task_time_limit):
-        return state.done(job_id, FINISH)
+    if not _until_up(lease.wait_turn, self.app.conf.task_time_limit):
+        return _until_up(state.done, job_id, FINISH)
     with lease:
         d = _finish(state, root, results, workdir, out)
         _until_up(state.mark_done, job_id, FINISH, d)
     # Only now: a copy killed before the done marker is redelivered and needs the plan and chunks.
     shutil.rmtree(resolve(root, workdir), ignore_errors=True)
-    state.apply(ProgressEvent(job_id, "stage", stage=Stage.DONE))
+    _until_up(state.apply, ProgressEvent(job_id, "stage", stage=Stage.DONE))
     return d
 
 
@@ -219,15 +221,15 @@ def _finish(state: JobState, root: Path, results: list[list[dict]], workdir: str
     plan = load_plan(root, workdir)
     try:
         flat = [ChunkResult.from_dict(r) for group in results for r in group]
-        res = finish(plan, flat, root, resolve(root, out), state.apply)
+        res = finish(plan, flat, root, resolve(root, out), _reporter(state, plan.job_id))
     except Exception as exc:  # name the real cause here: chord_failed only knows the task id
         full = storage_full(exc)
         message = str(full) if full else str(exc) if isinstance(exc, SegencError) else f"stitching failed: {exc!r}"
-        state.apply(ProgressEvent(plan.job_id, "stage", stage=Stage.FAILED, message=message))
+        _until_up(state.apply, ProgressEvent(plan.job_id, "stage", stage=Stage.FAILED, message=message))
         _remove_job_files(root, plan.job_id, everything=full is not None)
         shutil.rmtree(resolve(root, workdir), ignore_errors=True)
         raise
-    state.set(plan.job_id, outputs=[r.to_dict() for r in res.renditions], timings=res.timings)
+    _until_up(state.set, plan.job_id, outputs=[r.to_dict() for r in res.renditions], timings=res.timings)
     d = res.to_dict()
     d["out_dir"], d["manifest"] = out, layout.manifest(out)
     return d
@@ -247,18 +249,18 @@ def chord_failed(self, failed_task_id: str, job_id: str, workdir: str | None = N
     step's lease and done marker make any other copy of it a no-op."""
     state = state_of(self.app)
     cause = self.app.AsyncResult(failed_task_id).result
-    if isinstance(cause, ChordError) and workdir and out and state.stage(job_id) not in TERMINAL:
+    if isinstance(cause, ChordError) and workdir and out and _until_up(state.stage, job_id) not in TERMINAL:
         results = _results_if_all_done(self.app, state, job_id, workdir)
         if results is not None:
             finish_task(results, workdir, out)
             return
-    if state.stage(job_id) not in TERMINAL:
+    if _until_up(state.stage, job_id) not in TERMINAL:
         detail = str(storage_full(cause) or "") or (f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException)
                                                     else "")
-        state.apply(ProgressEvent(job_id, "stage", stage=Stage.FAILED,
-                                  message=f"a task of this job failed outside segenc's control ({failed_task_id}"
-                                          f"{': ' + detail if detail else ''})"))
-    if self.app.conf.segenc_root and state.stage(job_id) == Stage.FAILED:
+        _until_up(state.apply, ProgressEvent(job_id, "stage", stage=Stage.FAILED,
+                                             message=f"a task of this job failed outside segenc's control "
+                                                     f"({failed_task_id}{': ' + detail if detail else ''})"))
+    if self.app.conf.segenc_root and _until_up(state.stage, job_id) == Stage.FAILED:
         full = isinstance(cause, BaseException) and storage_full(cause) is not None
         _remove_job_files(_root(self.app), job_id, everything=full)
 

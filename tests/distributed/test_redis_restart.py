@@ -1,7 +1,10 @@
-"""A job survives a Redis restart mid-job (append-only file + result backend retries)."""
+"""A job survives a Redis restart mid-job (append-only file + result backend retries), in its
+chunks and in its finish."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 
@@ -54,6 +57,59 @@ def test_job_survives_a_redis_restart(tmp_path):
         res = outcome["res"]
         for r in res.renditions:
             assert checks.frame_count(tmp_path / "out" / r.path) == segenc.probe(clip).frames
+    finally:
+        worker.stop()
+        server.stop()
+
+
+def test_finish_waits_out_a_redis_restart(tmp_path):
+    """The main instance restarts its Redis with it (the chaos test caught a finish failing the
+    whole job with 'Connection refused'). Here the worker is frozen (SIGSTOP) the moment its finish
+    announces itself, Redis goes down, the worker thaws and meets the outage mid-finish, and Redis
+    comes back: the job ends done and exact, its end reported after the restart."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    root = tmp_path / "storage"
+    root.mkdir()
+    worker = WorkerNode("finisher", root, redis_url=server.url, concurrency=1, ping=True, log=tmp_path / "worker.log")
+    try:
+        app = make_app(server.url, root=root)
+        worker.start().wait_online(60)
+        clip = make_clip(tmp_path / "clip.mp4", width=640, height=360, seconds=4.0)
+        finishing = threading.Event()
+        stages: list[tuple[str, float]] = []
+        outcome: dict = {}
+
+        def on_progress(ev):
+            if ev.kind == "stage" and ev.stage:
+                if ev.stage == "concatenating" and not finishing.is_set():
+                    os.killpg(worker.pid, signal.SIGSTOP)  # the finish is on hold before it writes a thing
+                    finishing.set()
+                stages.append((ev.stage, time.monotonic()))
+
+        def run():
+            runner = CeleryRunner(server.url, root, app=app, timeout=240)
+            try:
+                outcome["res"] = segenc.encode(clip, tmp_path / "out", ("240p", "360p"), runner=runner,
+                                               chunk_seconds=1, on_progress=on_progress)
+            except Exception as exc:  # reported below
+                outcome["error"] = exc
+
+        th = threading.Thread(target=run)
+        th.start()
+        try:
+            assert finishing.wait(120), "the finish never started"
+            server.stop()
+        finally:
+            os.killpg(worker.pid, signal.SIGCONT)
+        time.sleep(2.0)  # the worker's finish now meets a refused connection
+        back = time.monotonic()
+        server.start()
+        th.join(260)
+        assert "error" not in outcome, outcome.get("error")
+        for r in outcome["res"].renditions:
+            assert checks.frame_indices(tmp_path / "out" / r.path) == list(range(checks.frame_count(clip)))
+        assert [s for s, t in stages if t > back] == ["done"], stages
     finally:
         worker.stop()
         server.stop()
