@@ -64,9 +64,10 @@ def test_job_survives_a_redis_restart(tmp_path):
 
 def test_finish_waits_out_a_redis_restart(tmp_path):
     """The main instance restarts its Redis with it (the chaos test caught a finish failing the
-    whole job with 'Connection refused'). Here the worker is frozen (SIGSTOP) the moment its finish
-    announces itself, Redis goes down, the worker thaws and meets the outage mid-finish, and Redis
-    comes back: the job ends done and exact, its end reported after the restart."""
+    whole job with 'Connection refused'). Here the worker is frozen (SIGSTOP) the moment its
+    finish announces itself, Redis goes down, the worker thaws and meets the outage mid-step, and
+    Redis comes back: the job ends done and exact, its end reported after the restart."""
+    stage = "concatenating"
     server = RedisServer(tmp_path / "redis")
     server.start()
     root = tmp_path / "storage"
@@ -82,8 +83,8 @@ def test_finish_waits_out_a_redis_restart(tmp_path):
 
         def on_progress(ev):
             if ev.kind == "stage" and ev.stage:
-                if ev.stage == "concatenating" and not finishing.is_set():
-                    os.killpg(worker.pid, signal.SIGSTOP)  # the finish is on hold before it writes a thing
+                if ev.stage == stage and not finishing.is_set():
+                    os.killpg(worker.pid, signal.SIGSTOP)  # the step is on hold before it writes a thing
                     finishing.set()
                 stages.append((ev.stage, time.monotonic()))
 
@@ -98,7 +99,7 @@ def test_finish_waits_out_a_redis_restart(tmp_path):
         th = threading.Thread(target=run)
         th.start()
         try:
-            assert finishing.wait(120), "the finish never started"
+            assert finishing.wait(120), f"the job never reached {stage}"
             server.stop()
         finally:
             os.killpg(worker.pid, signal.SIGCONT)
