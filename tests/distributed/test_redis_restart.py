@@ -3,6 +3,7 @@ chunks and in its finish."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -20,33 +21,52 @@ from tests.mediagen import make_clip
 pytestmark = [pytest.mark.dist, pytest.mark.timeout(300)]
 
 
-def test_job_survives_a_redis_restart(tmp_path):
+@contextlib.contextmanager
+def one_worker(tmp_path, name: str, concurrency: int):
+    """A redis-server of its own and one worker node on it: (server, worker, encode), where
+    ``encode(clip, ladder, chunk_seconds, on_progress)`` runs a job in a thread and returns
+    (thread, outcome); outcome gets ``res`` or ``error``."""
     server = RedisServer(tmp_path / "redis")
     server.start()
     root = tmp_path / "storage"
     root.mkdir()
-    worker = WorkerNode("survivor", root, redis_url=server.url, concurrency=2, ping=True, log=tmp_path / "worker.log")
+    worker = WorkerNode(name, root, redis_url=server.url, concurrency=concurrency, ping=True,
+                        log=tmp_path / "worker.log")
     try:
         app = make_app(server.url, root=root)
         worker.start().wait_online(60)
+
+        def encode(clip, ladder, chunk_seconds, on_progress):
+            outcome: dict = {}
+
+            def run():
+                runner = CeleryRunner(server.url, root, app=app, timeout=240)
+                try:
+                    outcome["res"] = segenc.encode(clip, tmp_path / "out", ladder, runner=runner,
+                                                   chunk_seconds=chunk_seconds, on_progress=on_progress)
+                except Exception as exc:  # reported by the test
+                    outcome["error"] = exc
+
+            th = threading.Thread(target=run)
+            th.start()
+            return th, outcome
+
+        yield server, worker, encode
+    finally:
+        worker.stop()
+        server.stop()
+
+
+def test_job_survives_a_redis_restart(tmp_path):
+    with one_worker(tmp_path, "survivor", 2) as (server, _worker, encode):
         clip = make_clip(tmp_path / "clip.mp4", width=1280, height=720, seconds=6.0)
         encoding = threading.Event()
-        outcome: dict = {}
 
         def on_progress(ev):
             if ev.kind == "frames":
                 encoding.set()
 
-        def run():
-            runner = CeleryRunner(server.url, root, app=app, timeout=240)
-            try:
-                outcome["res"] = segenc.encode(clip, tmp_path / "out", ("360p", "720p"), runner=runner,
-                                               chunk_seconds=2, on_progress=on_progress)
-            except Exception as exc:  # reported below
-                outcome["error"] = exc
-
-        th = threading.Thread(target=run)
-        th.start()
+        th, outcome = encode(clip, ("360p", "720p"), 2, on_progress)
         assert encoding.wait(120), "encoding never started"
         # Restart from this (long-lived) thread: redis-server dies with the thread that started it.
         server.stop()
@@ -54,12 +74,8 @@ def test_job_survives_a_redis_restart(tmp_path):
         server.start()
         th.join(260)
         assert "error" not in outcome, outcome.get("error")
-        res = outcome["res"]
-        for r in res.renditions:
+        for r in outcome["res"].renditions:
             assert checks.frame_count(tmp_path / "out" / r.path) == segenc.probe(clip).frames
-    finally:
-        worker.stop()
-        server.stop()
 
 
 def test_finish_waits_out_a_redis_restart(tmp_path):
@@ -67,39 +83,21 @@ def test_finish_waits_out_a_redis_restart(tmp_path):
     whole job with 'Connection refused'). Here the worker is frozen (SIGSTOP) the moment its
     finish announces itself, Redis goes down, the worker thaws and meets the outage mid-step, and
     Redis comes back: the job ends done and exact, its end reported after the restart."""
-    stage = "concatenating"
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    root = tmp_path / "storage"
-    root.mkdir()
-    worker = WorkerNode("finisher", root, redis_url=server.url, concurrency=1, ping=True, log=tmp_path / "worker.log")
-    try:
-        app = make_app(server.url, root=root)
-        worker.start().wait_online(60)
+    with one_worker(tmp_path, "finisher", 1) as (server, worker, encode):
         clip = make_clip(tmp_path / "clip.mp4", width=640, height=360, seconds=4.0)
         finishing = threading.Event()
         stages: list[tuple[str, float]] = []
-        outcome: dict = {}
 
         def on_progress(ev):
             if ev.kind == "stage" and ev.stage:
-                if ev.stage == stage and not finishing.is_set():
-                    os.killpg(worker.pid, signal.SIGSTOP)  # the step is on hold before it writes a thing
+                if ev.stage == "concatenating" and not finishing.is_set():
+                    os.killpg(worker.pid, signal.SIGSTOP)  # the finish is on hold before it writes a thing
                     finishing.set()
                 stages.append((ev.stage, time.monotonic()))
 
-        def run():
-            runner = CeleryRunner(server.url, root, app=app, timeout=240)
-            try:
-                outcome["res"] = segenc.encode(clip, tmp_path / "out", ("240p", "360p"), runner=runner,
-                                               chunk_seconds=1, on_progress=on_progress)
-            except Exception as exc:  # reported below
-                outcome["error"] = exc
-
-        th = threading.Thread(target=run)
-        th.start()
+        th, outcome = encode(clip, ("240p", "360p"), 1, on_progress)
         try:
-            assert finishing.wait(120), f"the job never reached {stage}"
+            assert finishing.wait(120), "the finish never started"
             server.stop()
         finally:
             os.killpg(worker.pid, signal.SIGCONT)
@@ -111,6 +109,3 @@ def test_finish_waits_out_a_redis_restart(tmp_path):
         for r in outcome["res"].renditions:
             assert checks.frame_indices(tmp_path / "out" / r.path) == list(range(checks.frame_count(clip)))
         assert [s for s, t in stages if t > back] == ["done"], stages
-    finally:
-        worker.stop()
-        server.stop()
