@@ -49,41 +49,40 @@ def task_ids(plan: Plan) -> list[str]:
 def run_job(self, job_id: str, source: str, ladder: list[str], settings: dict, out: str,
             info: dict | None = None) -> str:
     """Probe (unless the caller sends the probe), plan and split on a worker, then launch the
-    chord. Returns the chord body's id. Its Redis calls wait out a restart, as the chunks' do."""
+    chord. Returns the chord body's id."""
     root, state = _root(self.app), state_of(self.app)
-    stage = _until_up(state.stage, job_id)
+    stage = state.stage(job_id)
     if stage in TERMINAL or stage is None:
         return ""
     lease = Lease(state, job_id, PREPARE, worker_name(self.app))
-    if not _until_up(lease.wait_turn, self.app.conf.task_time_limit):
-        return _until_up(state.done, job_id, PREPARE)  # a copy of this task finished meanwhile
+    if not lease.wait_turn(self.app.conf.task_time_limit):
+        return state.done(job_id, PREPARE)  # a copy of this task finished meanwhile
     with lease:
         return _run_job(self, state, root, lease, job_id, source, ladder, settings, out, info)
 
 
 def _run_job(self, state: JobState, root: Path, lease: Lease, job_id: str, source: str, ladder: list[str],
              settings: dict, out: str, info: dict | None) -> str:
-    if (done := _until_up(state.done, job_id, PREPARE)) is not None:
+    if (done := state.done(job_id, PREPARE)) is not None:
         return done
     try:
         plan = prepare(resolve(root, source), root, job_id=job_id, ladder=tuple(ladder),
-                       settings=Settings.from_dict(settings), workdir=layout.work_dir(job_id),
-                       report=_reporter(state, job_id), workers=_until_up(state.capacity),
-                       info=MediaInfo.from_dict(info) if info else None)
+                       settings=Settings.from_dict(settings), workdir=layout.work_dir(job_id), report=state.apply,
+                       workers=state.capacity(), info=MediaInfo.from_dict(info) if info else None)
     except (SegencError, OSError) as exc:
-        _until_up(state.apply, ProgressEvent(job_id, "stage", stage=Stage.FAILED, message=str(storage_full(exc) or exc)))
+        state.apply(ProgressEvent(job_id, "stage", stage=Stage.FAILED, message=str(storage_full(exc) or exc)))
         _remove_job_files(root, job_id, everything=storage_full(exc) is not None)
         raise
-    if _until_up(state.stage, job_id) in TERMINAL:  # cancelled while splitting
+    if state.stage(job_id) in TERMINAL:  # cancelled while splitting
         return ""
     if info is None:  # the caller had no probe: this one is the job's
-        _until_up(state.set, job_id, source_info=plan.info.summary())
-    _until_up(state.set, job_id, planned=[r.to_dict() for r in plan.renditions])
-    _until_up(state.apply, ProgressEvent(job_id, "stage", stage=Stage.ENCODING))
+        state.set(job_id, source_info=plan.info.summary())
+    state.set(job_id, planned=[r.to_dict() for r in plan.renditions])
+    state.apply(ProgressEvent(job_id, "stage", stage=Stage.ENCODING))
     queue = (self.request.delivery_info or {}).get("routing_key") or None
-    _until_up(state.set, job_id, tasks_total=len(plan.tasks))
+    state.set(job_id, tasks_total=len(plan.tasks))
     result = job_signature(self.app, plan, out, finish_queue=queue).apply_async()
-    _until_up(state.set, job_id, result_id=result.id)
+    state.set(job_id, result_id=result.id)
     _until_up(state.mark_done, job_id, PREPARE, result.id)
     return result.id
 
