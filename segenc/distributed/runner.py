@@ -21,8 +21,8 @@ from ..runners.base import Runner
 from ..stages import STOPPED, Stage
 from ..storage import resolve
 from .app import make_app, state_url_of
-from .state import UNAVAILABLE, JobState
-from .tasks import job_signature
+from .state import UNAVAILABLE, JobState, until_up
+from .tasks import dispatch
 
 
 class CeleryRunner(Runner):
@@ -45,13 +45,13 @@ class CeleryRunner(Runner):
 
     def execute(self, plan: Plan, root, out_dir: Path, report: Reporter, inputs=None) -> EncodeResult:
         out = layout.encoded_dir(plan.job_id)
-        self.state.create(plan.job_id, stage=Stage.ENCODING, tasks_total=len(plan.tasks))
+        until_up(self.state.create, plan.job_id, stage=Stage.ENCODING, tasks_total=len(plan.tasks))
         stop, listening = threading.Event(), threading.Event()
         relay = threading.Thread(target=self._relay, args=(plan.job_id, report, stop, listening), daemon=True)
         relay.start()
         listening.wait(5)  # subscribed before the chord goes out: the first chunks' events are not lost
         try:
-            result = job_signature(self.app, plan, out).apply_async()
+            result = dispatch(self.app, self.state, plan, out)
             deadline = time.monotonic() + self.timeout if self.timeout else None
             while not self._ready(result):
                 stage = self._stage(plan.job_id)

@@ -30,6 +30,7 @@ import time
 from typing import Any
 
 import redis
+from kombu.exceptions import OperationalError
 
 from ..progress import ProgressEvent, summarize
 from . import brokers
@@ -41,7 +42,8 @@ WORKER_KEY = "segenc:worker:"
 CLUSTER_KEY = "segenc:cluster"
 WATCHDOG_KEY = "segenc:watchdog"
 METRICS_KEY = "segenc:metrics"  # cluster-wide counters for /metrics (chunks, encode seconds, bytes)
-PARTS = ("", "frames", "running", "attempts", "done", "done_at", "requeues", "tasks", "recipes", "backups")
+PARTS = ("", "frames", "running", "attempts", "done", "done_at", "requeues", "tasks", "recipes", "backups",
+         "finish", "resend:finish", "resend:scan", "resend:tasks")
 # Compare-and-act on a token, so only the holder renews or releases.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -59,6 +61,22 @@ TOMBSTONE_SECONDS = 3600
 # Failures a caller may meet while Redis restarts (the job itself lives on in the append-only file).
 UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
 RedisError = redis.RedisError
+
+
+REDIS_PATIENCE = 120.0  # seconds a task waits for Redis to come back (a restart) before it gives up
+
+
+def until_up(fn, *args, **kw):
+    """Call ``fn`` until Redis answers: a finished chunk must not be lost to a Redis restart.
+    (kombu's OperationalError: a publish that met the outage.)"""
+    deadline = time.monotonic() + REDIS_PATIENCE
+    while True:
+        try:
+            return fn(*args, **kw)
+        except (*UNAVAILABLE, OperationalError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def connect(url: str, **kw: Any) -> redis.Redis:
@@ -285,6 +303,21 @@ class JobState:
         raw = self._r.hget(self.key(job_id, "recipes"), task)
         return json.loads(raw) if raw is not None else None
 
+    def keep_recipes(self, job_id: str, recipes: dict[str, dict[str, Any]]) -> None:
+        """Every task's message as dispatched (a started task's own record replaces it)."""
+        if recipes:
+            self._r.hset(self.key(job_id, "recipes"), mapping={t: json.dumps(r) for t, r in recipes.items()})
+
+    def recipes(self, job_id: str) -> dict[str, dict[str, Any]]:
+        return {t: json.loads(v) for t, v in self._r.hgetall(self.key(job_id, "recipes")).items()}
+
+    def lease_holders(self, job_id: str, tasks: list[str]) -> dict[str, str]:
+        """task -> holder, for those of ``tasks`` leased now."""
+        if not tasks:
+            return {}
+        held = self._r.mget([self.key(job_id, f"lease:{t}") for t in tasks])
+        return {t: h for t, h in zip(tasks, held) if h is not None}
+
     def task_records(self, job_id: str) -> dict[str, dict[str, Any]]:
         return {t: json.loads(v) for t, v in self._r.hgetall(self.key(job_id, "tasks")).items()}
 
@@ -327,6 +360,23 @@ class JobState:
         """A finished task's result, or None if it has not finished."""
         raw = self._r.hget(self.key(job_id, "done"), task)
         return json.loads(raw) if raw is not None else None
+
+    def done_times(self, job_id: str) -> dict[str, float]:
+        """task -> when it was marked done, for every done task of the job."""
+        return {t: float(v) for t, v in self._r.hgetall(self.key(job_id, "done_at")).items()}
+
+    # The chord's body, kept for a resend if Celery's chord loses it (see rescue.py).
+
+    def keep_finish(self, job_id: str, body: dict[str, Any]) -> None:
+        self._r.set(self.key(job_id, "finish"), json.dumps(body))
+
+    def finish_body(self, job_id: str) -> dict[str, Any] | None:
+        raw = self._r.get(self.key(job_id, "finish"))
+        return json.loads(raw) if raw is not None else None
+
+    def claim_resend(self, job_id: str, what: str, every: float) -> bool:
+        """True at most once per ``every`` seconds per job and ``what`` (see rescue.py)."""
+        return bool(self._r.set(self.key(job_id, f"resend:{what}"), time.time(), nx=True, px=int(every * 1000)))
 
     def note_requeue(self, job_id: str, task: str, chunks: list[str], reason: str) -> str | None:
         """Record that ``task`` was given to another worker; its chunks stop showing as running.

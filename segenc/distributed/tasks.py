@@ -29,7 +29,7 @@ from ..storage import resolve
 from .app import priority, state_url_of
 from .lease import Lease
 from .remote import Superseded, encode_here_or_remote, holds_storage, worker_name
-from .state import UNAVAILABLE, JobState
+from .state import UNAVAILABLE, JobState, until_up
 
 PREPARE, FINISH = "prepare", "finish"
 BACKUP = "~backup"  # a backup's lease: task id + this (the original keeps the task's own)
@@ -49,41 +49,42 @@ def task_ids(plan: Plan) -> list[str]:
 def run_job(self, job_id: str, source: str, ladder: list[str], settings: dict, out: str,
             info: dict | None = None) -> str:
     """Probe (unless the caller sends the probe), plan and split on a worker, then launch the
-    chord. Returns the chord body's id."""
+    chord. Returns the chord body's id. Its Redis calls wait out a restart, as the chunks' do."""
     root, state = _root(self.app), state_of(self.app)
-    stage = state.stage(job_id)
+    stage = until_up(state.stage, job_id)
     if stage in TERMINAL or stage is None:
         return ""
     lease = Lease(state, job_id, PREPARE, worker_name(self.app))
-    if not lease.wait_turn(self.app.conf.task_time_limit):
-        return state.done(job_id, PREPARE)  # a copy of this task finished meanwhile
+    if not until_up(lease.wait_turn, self.app.conf.task_time_limit):
+        return until_up(state.done, job_id, PREPARE)  # a copy of this task finished meanwhile
     with lease:
         return _run_job(self, state, root, lease, job_id, source, ladder, settings, out, info)
 
 
 def _run_job(self, state: JobState, root: Path, lease: Lease, job_id: str, source: str, ladder: list[str],
              settings: dict, out: str, info: dict | None) -> str:
-    if (done := state.done(job_id, PREPARE)) is not None:
+    if (done := until_up(state.done, job_id, PREPARE)) is not None:
         return done
     try:
         plan = prepare(resolve(root, source), root, job_id=job_id, ladder=tuple(ladder),
-                       settings=Settings.from_dict(settings), workdir=layout.work_dir(job_id), report=state.apply,
-                       workers=state.capacity(), info=MediaInfo.from_dict(info) if info else None)
+                       settings=Settings.from_dict(settings), workdir=layout.work_dir(job_id),
+                       report=_reporter(state, job_id), workers=until_up(state.capacity),
+                       info=MediaInfo.from_dict(info) if info else None)
     except (SegencError, OSError) as exc:
-        state.apply(ProgressEvent(job_id, "stage", stage=Stage.FAILED, message=str(storage_full(exc) or exc)))
+        until_up(state.apply, ProgressEvent(job_id, "stage", stage=Stage.FAILED, message=str(storage_full(exc) or exc)))
         _remove_job_files(root, job_id, everything=storage_full(exc) is not None)
         raise
-    if state.stage(job_id) in TERMINAL:  # cancelled while splitting
+    if until_up(state.stage, job_id) in TERMINAL:  # cancelled while splitting
         return ""
     if info is None:  # the caller had no probe: this one is the job's
-        state.set(job_id, source_info=plan.info.summary())
-    state.set(job_id, planned=[r.to_dict() for r in plan.renditions])
-    state.apply(ProgressEvent(job_id, "stage", stage=Stage.ENCODING))
+        until_up(state.set, job_id, source_info=plan.info.summary())
+    until_up(state.set, job_id, planned=[r.to_dict() for r in plan.renditions])
+    until_up(state.apply, ProgressEvent(job_id, "stage", stage=Stage.ENCODING))
     queue = (self.request.delivery_info or {}).get("routing_key") or None
-    state.set(job_id, tasks_total=len(plan.tasks))
-    result = job_signature(self.app, plan, out, finish_queue=queue).apply_async()
-    state.set(job_id, result_id=result.id)
-    _until_up(state.mark_done, job_id, PREPARE, result.id)
+    until_up(state.set, job_id, tasks_total=len(plan.tasks))
+    result = dispatch(self.app, state, plan, out, finish_queue=queue)
+    until_up(state.set, job_id, result_id=result.id)
+    until_up(state.mark_done, job_id, PREPARE, result.id)
     return result.id
 
 
@@ -97,24 +98,24 @@ def encode_chunk_task(self, specs: list[dict], backup: bool = False) -> list[dic
     if backup:
         return _run_backup(self, state, group, job_id, name)
     # A copy with nothing to do (the chunk is done, or the job ended) counts no attempt.
-    skip = _until_up(_skip, state, job_id, name)
+    skip = until_up(_skip, state, job_id, name)
     if skip is not None:
         return skip
     lease = Lease(state, job_id, name, worker_name(self.app))
-    if not _until_up(lease.wait_turn, self.app.conf.task_time_limit):
+    if not until_up(lease.wait_turn, self.app.conf.task_time_limit):
         return state.done(job_id, name)
     with lease:
-        skip = _until_up(_skip, state, job_id, name)  # done between the first look and the lease
+        skip = until_up(_skip, state, job_id, name)  # done between the first look and the lease
         if skip is not None:
             return skip
-        _until_up(_note_start, self, state, group, specs, job_id, name)
+        until_up(_note_start, self, state, group, specs, job_id, name)
         try:
             results = _encode_chunk(self, state, group, job_id, name, lease)
         except Superseded:  # a backup committed first: its result is this task's (counted once by task id)
-            _until_up(state.note_backup, job_id, name, original="superseded: wrote nothing in place")
-            return _until_up(state.done, job_id, name)
-        _until_up(state.mark_done, job_id, name, results)  # before the lease goes: no gap for the watchdog
-        _until_up(state.note_task, job_id, name, finished=time.time())
+            until_up(state.note_backup, job_id, name, original="superseded: wrote nothing in place")
+            return until_up(state.done, job_id, name)
+        until_up(state.mark_done, job_id, name, results)  # before the lease goes: no gap for the watchdog
+        until_up(state.note_task, job_id, name, finished=time.time())
     return results
 
 
@@ -133,7 +134,7 @@ def _run_backup(self, state: JobState, group: list[ChunkSpec], job_id: str, name
     it (it loses, the job ends, the encode fails) it leaves no trace: the original still runs."""
     me = worker_name(self.app)
     lease = Lease(state, job_id, name + BACKUP, me)
-    if _until_up(_skip_backup, state, job_id, name) or not lease.try_acquire():
+    if until_up(_skip_backup, state, job_id, name) or not lease.try_acquire():
         raise Ignore()
     with lease:
         state.note_backup(job_id, name, started=time.time(), worker=me)
@@ -141,12 +142,12 @@ def _run_backup(self, state: JobState, group: list[ChunkSpec], job_id: str, name
             results = encode_here_or_remote(self.app, state, group, encode_chunks, _reporter(state, job_id, name),
                                             commit=lambda: state.claim_commit(job_id, name, name + BACKUP, lease.token))
         except Exception as exc:  # noqa: BLE001 - a backup never fails the job: the original decides
-            _until_up(state.note_backup, job_id, name, outcome=f"lost ({type(exc).__name__}: {exc})")
+            until_up(state.note_backup, job_id, name, outcome=f"lost ({type(exc).__name__}: {exc})")
             raise Ignore() from None
         out = [r.to_dict() for r in results]
-        _until_up(state.mark_done, job_id, name, out)
-        _until_up(state.note_backup, job_id, name, outcome="won", winner=me, finished=time.time())
-        _until_up(state.note_task, job_id, name, finished=time.time())
+        until_up(state.mark_done, job_id, name, out)
+        until_up(state.note_backup, job_id, name, outcome="won", winner=me, finished=time.time())
+        until_up(state.note_task, job_id, name, finished=time.time())
     return out
 
 
@@ -167,19 +168,19 @@ def _skip(state: JobState, job_id: str, name: str) -> list[dict] | None:
 
 
 def _encode_chunk(self, state: JobState, group: list[ChunkSpec], job_id: str, name: str, lease: Lease) -> list[dict]:
-    tries = _until_up(state.attempt, job_id, name)
+    tries = until_up(state.attempt, job_id, name)
     limit = self.app.conf.segenc_max_attempts
     if tries > limit:
         _fail(state, job_id, name, f"chunk {name} was started {limit} times and never finished "
                                    f"(its worker died each time)")
     try:
         results = encode_here_or_remote(self.app, state, group, encode_chunks, _reporter(state, job_id, name),
-                                        commit=lambda: _until_up(state.claim_commit, job_id, name, name, lease.token))
+                                        commit=lambda: until_up(state.claim_commit, job_id, name, name, lease.token))
         return [r.to_dict() for r in results]
     except (JobCancelled, Superseded):
         raise
     except Exception as exc:
-        if _until_up(state.done, job_id, name) is not None:  # a backup won meanwhile; its job may have moved on
+        if until_up(state.done, job_id, name) is not None:  # a backup won meanwhile; its job may have moved on
             raise Superseded(f"task {name} of job {job_id} was committed by another attempt") from exc
         if isinstance(exc, (InputError, IntegrityError)):  # the data is at fault: another try cannot help
             _fail(state, job_id, name, f"chunk {name} failed: {exc}", exc)
@@ -195,25 +196,28 @@ def _encode_chunk(self, state: JobState, group: list[ChunkSpec], job_id: str, na
 
 
 @shared_task(bind=True, name="segenc.finish")
-def finish_task(self, results: list[list[dict]], workdir: str, out: str) -> dict:
-    """Stitch the job's outputs. Every Redis call waits out a restart (_until_up): the main
-    instance restarts its Redis with it, and the finish must not fail the whole job for that."""
+def finish_task(self, results: list[list[dict]] | None, workdir: str, out: str) -> dict:
+    """Stitch the job's outputs. Every Redis call waits out a restart (until_up): the main
+    instance restarts its Redis with it, and the finish must not fail the whole job for that.
+    ``results`` None (a resent body, rescue.py): read them from the tasks' done markers."""
     root, state = _root(self.app), state_of(self.app)
     job_id = workdir.rsplit("/", 1)[-1]
-    if (done := _until_up(state.done, job_id, FINISH)) is not None:
+    if results is None and (results := _results_if_all_done(self.app, state, job_id, workdir)) is None:
+        raise Ignore()  # not every task is done after all: the chord itself will send the body
+    if (done := until_up(state.done, job_id, FINISH)) is not None:
         shutil.rmtree(resolve(root, workdir), ignore_errors=True)  # a copy killed between marker and cleanup
         return done
-    if (stage := _until_up(state.stage, job_id)) in STOPPED:
+    if (stage := until_up(state.stage, job_id)) in STOPPED:
         raise JobCancelled(f"job {job_id} is {stage}; not concatenating")
     lease = Lease(state, job_id, FINISH, worker_name(self.app))
-    if not _until_up(lease.wait_turn, self.app.conf.task_time_limit):
-        return _until_up(state.done, job_id, FINISH)
+    if not until_up(lease.wait_turn, self.app.conf.task_time_limit):
+        return until_up(state.done, job_id, FINISH)
     with lease:
         d = _finish(state, root, results, workdir, out)
-        _until_up(state.mark_done, job_id, FINISH, d)
+        until_up(state.mark_done, job_id, FINISH, d)
     # Only now: a copy killed before the done marker is redelivered and needs the plan and chunks.
     shutil.rmtree(resolve(root, workdir), ignore_errors=True)
-    _until_up(state.apply, ProgressEvent(job_id, "stage", stage=Stage.DONE))
+    until_up(state.apply, ProgressEvent(job_id, "stage", stage=Stage.DONE))
     return d
 
 
@@ -225,11 +229,11 @@ def _finish(state: JobState, root: Path, results: list[list[dict]], workdir: str
     except Exception as exc:  # name the real cause here: chord_failed only knows the task id
         full = storage_full(exc)
         message = str(full) if full else str(exc) if isinstance(exc, SegencError) else f"stitching failed: {exc!r}"
-        _until_up(state.apply, ProgressEvent(plan.job_id, "stage", stage=Stage.FAILED, message=message))
+        until_up(state.apply, ProgressEvent(plan.job_id, "stage", stage=Stage.FAILED, message=message))
         _remove_job_files(root, plan.job_id, everything=full is not None)
         shutil.rmtree(resolve(root, workdir), ignore_errors=True)
         raise
-    _until_up(state.set, plan.job_id, outputs=[r.to_dict() for r in res.renditions], timings=res.timings)
+    until_up(state.set, plan.job_id, outputs=[r.to_dict() for r in res.renditions], timings=res.timings)
     d = res.to_dict()
     d["out_dir"], d["manifest"] = out, layout.manifest(out)
     return d
@@ -249,18 +253,18 @@ def chord_failed(self, failed_task_id: str, job_id: str, workdir: str | None = N
     step's lease and done marker make any other copy of it a no-op."""
     state = state_of(self.app)
     cause = self.app.AsyncResult(failed_task_id).result
-    if isinstance(cause, ChordError) and workdir and out and _until_up(state.stage, job_id) not in TERMINAL:
+    if isinstance(cause, ChordError) and workdir and out and until_up(state.stage, job_id) not in TERMINAL:
         results = _results_if_all_done(self.app, state, job_id, workdir)
         if results is not None:
             finish_task(results, workdir, out)
             return
-    if _until_up(state.stage, job_id) not in TERMINAL:
+    if until_up(state.stage, job_id) not in TERMINAL:
         detail = str(storage_full(cause) or "") or (f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException)
                                                     else "")
-        _until_up(state.apply, ProgressEvent(job_id, "stage", stage=Stage.FAILED,
+        until_up(state.apply, ProgressEvent(job_id, "stage", stage=Stage.FAILED,
                                              message=f"a task of this job failed outside segenc's control "
                                                      f"({failed_task_id}{': ' + detail if detail else ''})"))
-    if self.app.conf.segenc_root and _until_up(state.stage, job_id) == Stage.FAILED:
+    if self.app.conf.segenc_root and until_up(state.stage, job_id) == Stage.FAILED:
         full = isinstance(cause, BaseException) and storage_full(cause) is not None
         _remove_job_files(_root(self.app), job_id, everything=full)
 
@@ -271,7 +275,7 @@ def _results_if_all_done(app: Celery, state: JobState, job_id: str, workdir: str
         plan = load_plan(_root(app), workdir)
     except (OSError, ValueError):
         return None
-    results = [_until_up(state.done, job_id, t.id) for t in plan.tasks]
+    results = [until_up(state.done, job_id, t.id) for t in plan.tasks]
     return None if any(r is None for r in results) else results
 
 
@@ -317,6 +321,20 @@ def job_signature(app: Celery, plan: Plan, out: str, finish_queue: str | None = 
     return chord(header, body)
 
 
+def dispatch(app: Celery, state: JobState, plan: Plan, out: str, finish_queue: str | None = None):
+    """Send the job's chord; returns its AsyncResult. Waits out a Redis restart, and keeps every
+    task's message and the body in the job's state first, for rescue.py to resend should a
+    message or Celery's chord be lost."""
+    sig = job_signature(app, plan, out, finish_queue=finish_queue)
+    recipes = {t.options["task_id"].split(":", 1)[1]: {"args": list(t.args), "queue": t.options.get("queue")}
+               for t in sig.tasks}
+    until_up(state.keep_recipes, plan.job_id, recipes)
+    until_up(state.keep_finish, plan.job_id, dict(sig.body))
+    result = until_up(sig.apply_async)
+    until_up(state.set, plan.job_id, dispatched_at=time.time())
+    return result
+
+
 def submit(app: Celery, job_id: str, source: str, *, ladder, settings: Settings, out: str | None = None,
            queue: str | None = None, info: MediaInfo | None = None):
     """Queue a whole job whose source already sits at root-relative ``source``.
@@ -328,21 +346,6 @@ def submit(app: Celery, job_id: str, source: str, *, ladder, settings: Settings,
                                                  out or layout.encoded_dir(job_id)),
                          kwargs={"info": info.to_dict()} if info else {},
                          task_id=celery_id(job_id, PREPARE), queue=queue, priority=priority(app, 0))
-
-
-REDIS_PATIENCE = 120.0  # seconds a task waits for Redis to come back (a restart) before it gives up
-
-
-def _until_up(fn, *args, **kw):
-    """Call ``fn`` until Redis answers: a finished chunk must not be lost to a Redis restart."""
-    deadline = time.monotonic() + REDIS_PATIENCE
-    while True:
-        try:
-            return fn(*args, **kw)
-        except UNAVAILABLE:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def _root(app: Celery) -> Path:

@@ -27,7 +27,7 @@ from typing import Any
 from celery import Celery
 
 from ..stages import TERMINAL
-from . import backups
+from . import backups, rescue
 from .app import state_url_of, uses_redis_broker
 from .lease import LEASE_SECONDS
 from .state import UNAVAILABLE, JobState
@@ -83,7 +83,7 @@ def run(app: Celery, node: str, stop: threading.Event, every: float = SWEEP_SECO
     """Sweep until ``stop`` is set, whenever this node holds the watchdog turn: lost tasks (Redis
     broker only: RabbitMQ hands a dead consumer's unacknowledged messages back as soon as its
     connection drops or its heartbeat stops, so there the sweep is inert), then stragglers'
-    backups (any broker; see backups.py)."""
+    backups (any broker; see backups.py), then finishes Celery's chord lost (rescue.py)."""
     state = JobState.from_url(state_url_of(app))
     redis_broker = uses_redis_broker(app)
     while not stop.wait(every):
@@ -92,6 +92,7 @@ def run(app: Celery, node: str, stop: threading.Event, every: float = SWEEP_SECO
                 if redis_broker:
                     sweep(app, state)
                 backups.sweep(app, state)
+                rescue.sweep(app, state)
         except UNAVAILABLE:
             pass  # Redis is restarting: sweep again once it is back
         except Exception:  # noqa: BLE001 - the watchdog must outlive any one odd message

@@ -78,34 +78,38 @@ def test_job_survives_a_redis_restart(tmp_path):
             assert checks.frame_count(tmp_path / "out" / r.path) == segenc.probe(clip).frames
 
 
-def test_finish_waits_out_a_redis_restart(tmp_path):
+@pytest.mark.parametrize("stage", ["probing", "concatenating"])
+def test_a_step_waits_out_a_redis_restart(tmp_path, stage):
     """The main instance restarts its Redis with it (the chaos test caught a finish failing the
     whole job with 'Connection refused'). Here the worker is frozen (SIGSTOP) the moment its
-    finish announces itself, Redis goes down, the worker thaws and meets the outage mid-step, and
-    Redis comes back: the job ends done and exact, its end reported after the restart."""
-    with one_worker(tmp_path, "finisher", 1) as (server, worker, encode):
+    prepare (``probing``) or finish (``concatenating``) announces itself, Redis goes down, the
+    worker thaws and meets the outage mid-step, and Redis comes back: the job ends done and exact,
+    its end reported after the restart. At ``probing`` the prepare sends its chord just after the
+    restart, which is where Celery's chord once lost its body (see rescue.py)."""
+    with one_worker(tmp_path, f"held-at-{stage}", 1) as (server, worker, encode):
         clip = make_clip(tmp_path / "clip.mp4", width=640, height=360, seconds=4.0)
-        finishing = threading.Event()
+        held = threading.Event()
         stages: list[tuple[str, float]] = []
 
         def on_progress(ev):
             if ev.kind == "stage" and ev.stage:
-                if ev.stage == "concatenating" and not finishing.is_set():
-                    os.killpg(worker.pid, signal.SIGSTOP)  # the finish is on hold before it writes a thing
-                    finishing.set()
+                if ev.stage == stage and not held.is_set():
+                    os.killpg(worker.pid, signal.SIGSTOP)  # the step is on hold before it writes a thing
+                    held.set()
                 stages.append((ev.stage, time.monotonic()))
 
         th, outcome = encode(clip, ("240p", "360p"), 1, on_progress)
         try:
-            assert finishing.wait(120), "the finish never started"
+            assert held.wait(120), f"the job never reached {stage}"
             server.stop()
         finally:
             os.killpg(worker.pid, signal.SIGCONT)
-        time.sleep(2.0)  # the worker's finish now meets a refused connection
+        time.sleep(2.0)  # the worker's step now meets a refused connection
         back = time.monotonic()
         server.start()
         th.join(260)
         assert "error" not in outcome, outcome.get("error")
         for r in outcome["res"].renditions:
             assert checks.frame_indices(tmp_path / "out" / r.path) == list(range(checks.frame_count(clip)))
-        assert [s for s, t in stages if t > back] == ["done"], stages
+        after = [s for s, t in stages if t > back]
+        assert after[-1:] == ["done"] and "failed" not in after, stages
