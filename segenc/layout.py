@@ -207,6 +207,11 @@ STORABLE = _pattern(*(chunk(work_dir("<job>"), "<rung>", 0, ext) for ext in ("m4
                     audio_part(work_dir("<job>"), 0))
 
 
+def is_job_id(text: str) -> bool:
+    """A job id as the service makes them (a UUID4's text): safe in a path."""
+    return bool(re.fullmatch(_UUID, text))
+
+
 def fetchable(rel: str) -> bool:
     return bool(FETCHABLE.match(rel))
 

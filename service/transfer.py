@@ -1,6 +1,8 @@
-"""The main instance's side of chunk transfer: workers without shared storage fetch segments and
-upload chunks here. A job read straight from its source (no split) has its segments, and its
-audio copy, written on a worker's first request for them. Authenticated with the cluster secret; only job work files, by strict pattern.
+"""The main instance's side of chunk transfer: workers without shared storage fetch their input
+and upload chunks here. From a job read straight from an MP4 source they fetch byte ranges of
+the source (``get_source_range``; segenc.distributed.ranges); for other sources read straight,
+a segment, or the audio copy, is written on a worker's first request for it. Authenticated with
+the cluster secret; only job work files, by strict pattern, and only the source a plan names.
 """
 
 from __future__ import annotations
@@ -8,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 
-from flask import Blueprint, current_app, jsonify, request, send_file
+from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
 from segenc import layout
-from segenc.distributed.transfer import HASH_HEADER, PING, PREFIX, ROUTE, sha256_file
+from segenc.distributed.transfer import HASH_HEADER, MAX_RANGE, PING, PREFIX, ROUTE, SOURCE, sha256_file
 from segenc.split import copy_side_tracks, write_segment
 from segenc.steps import load_plan
 from segenc.storage import resolve, temp_name
@@ -48,6 +51,36 @@ def get_file(rel: str):
         return _error("no such file", 404)
     resp = send_file(path, mimetype="application/octet-stream", conditional=True)
     resp.headers[HASH_HEADER] = sha256_file(path)
+    return resp
+
+
+@transfer.get(f"{SOURCE[len(PREFIX):]}/<job_id>")
+def get_source_range(job_id: str):
+    """One bounded byte range of a job's source (remote workers read their segments this way:
+    segenc.distributed.ranges); only the source its plan names, only ``bytes=a-b``."""
+    if not layout.is_job_id(job_id):
+        return _error("not a job id", 404)
+    root = current_app.config["TMP_DIR"]
+    try:
+        plan = load_plan(root, layout.work_dir(job_id))
+    except (OSError, ValueError):
+        return _error("no such job (finished or cancelled)", 404)
+    if plan.source is None:
+        return _error("this job is split: fetch its segments", 404)
+    m = re.fullmatch(r"bytes=(\d+)-(\d+)", request.headers.get("Range", ""))
+    if not m or int(m[2]) < int(m[1]) or int(m[2]) - int(m[1]) + 1 > MAX_RANGE:
+        return _error(f"send one bounded range, Range: bytes=a-b, of at most {MAX_RANGE} bytes", 416)
+    path = resolve(root, plan.source)
+    size = path.stat().st_size
+    start, last = int(m[1]), int(m[2])
+    if last >= size:
+        return _error(f"the source has {size} bytes", 416)
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(last - start + 1)
+    resp = Response(data, status=206, mimetype="application/octet-stream")
+    resp.headers["Content-Range"] = f"bytes {start}-{last}/{size}"
+    resp.headers[HASH_HEADER] = hashlib.sha256(data).hexdigest()
     return resp
 
 

@@ -1,5 +1,6 @@
-"""Workers without the shared storage: fetch a task's input from the main instance, encode into a
-local cache, upload the outputs. Workers that do have it read and write the storage directly."""
+"""Workers without the shared storage: fetch a task's input from the main instance (its own
+samples of the source by byte range, see ranges.py, or a segment copy), encode into a local
+cache, upload the outputs. Workers that do have it read and write the storage directly."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from .. import layout
 from ..model import ChunkResult, ChunkSpec
 from ..stages import TERMINAL
 from ..storage import resolve
+from . import ranges
 from .state import JobState
 from .transfer import Transfer
 
@@ -54,8 +56,12 @@ def encode_here_or_remote(app: Celery, state: JobState, group: list[ChunkSpec], 
         return _staged_run(group, root, report, name, run, commit)
     local = remote_root(root, name)
     t = Transfer(web, secret, local)
-    group = [_from_copy(s) for s in group]  # the source itself is never transferred
-    t.fetch(group[0].source)  # one segment (or the audio track) serves every rendition in the group
+    # Read from the source by byte range where it is a plain MP4 (ranges.py): only the samples
+    # the task reads travel. Else the segment (or audio) copy the main instance writes on request;
+    # one serves every rendition in the group.
+    if not (group[0].direct and ranges.fetch(t, local, group)):
+        group = [_from_copy(s) for s in group]
+        t.fetch(group[0].source)
     results = _staged_run(group, local, report, name, run, commit)
     for spec in group:
         t.push(spec.output)
@@ -92,6 +98,7 @@ def _staged_run(group: list[ChunkSpec], root: Path, report, name: str | None, ru
 
 def sweep_remote(root: Path, name: str | None, state: JobState) -> None:
     """Drop local copies of jobs that have ended (or vanished)."""
-    for job_dir in (remote_root(root, name) / layout.WORK).glob("*"):
+    local = remote_root(root, name)
+    for job_dir in [*(local / layout.WORK).glob("*"), *(local / layout.UPLOADS).glob("*")]:
         if state.stage(job_dir.name) in (*TERMINAL, None):
             shutil.rmtree(job_dir, ignore_errors=True)

@@ -9,6 +9,8 @@ This module owns the protocol; the service's blueprint serves it with the same n
 
     GET  {PING}          204 if the secret is right: a worker checks it before taking any task
     GET  {ROUTE}/<rel>   a fetchable file (``layout.fetchable``); the body's SHA-256 in HASH_HEADER
+    GET  {SOURCE}/<job>  with ``Range: bytes=a-b`` (one bounded range, at most MAX_RANGE bytes):
+                         those bytes of the job's source, 206, their SHA-256 in HASH_HEADER
     PUT  {ROUTE}/<rel>   a storable file (``layout.storable``) with its SHA-256 in HASH_HEADER
     Authorization: Bearer <cluster secret> on both
 """
@@ -16,9 +18,12 @@ This module owns the protocol; the service's blueprint serves it with the same n
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
+import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -28,6 +33,8 @@ from ..storage import resolve, temp_name
 PREFIX = "/internal"
 ROUTE = f"{PREFIX}/files"
 PING = f"{PREFIX}/ping"
+SOURCE = f"{PREFIX}/source"
+MAX_RANGE = 32 << 20  # per request: a longer span is fetched in pieces
 HASH_HEADER = "X-Segenc-Sha256"
 BLOCK = 1 << 20
 
@@ -114,6 +121,54 @@ class Transfer:
             time.sleep(min(0.5 * 2 ** attempt, 5))
         part.unlink(missing_ok=True)
         raise EncodeError(f"fetching {rel} from {self.base} failed after {self.tries} tries: {last}")
+
+    def fetch_ranges(self, job_id: str, ranges: list[tuple[int, int]], dest: Path) -> int:
+        """Bytes [start, end) of the job's source, for each range, written at their own offsets
+        into ``dest`` (created sparse, the source's size, if missing); returns the source's size.
+        One kept-alive connection; every range's SHA-256 is checked, a bad one fetched again."""
+        url = urllib.parse.urlsplit(self.base)
+        conn_cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        conn = conn_cls(url.netloc, timeout=self.timeout)
+        size = -1
+        try:
+            for start, end in ranges:
+                for piece in range(start, end, MAX_RANGE):
+                    data, size = self._range(conn, url.path, job_id, piece, min(end, piece + MAX_RANGE))
+                    fd = os.open(dest, os.O_WRONLY | os.O_CREAT, 0o644)
+                    try:
+                        if os.fstat(fd).st_size < size:
+                            os.ftruncate(fd, size)
+                        os.pwrite(fd, data, piece)
+                    finally:
+                        os.close(fd)
+        finally:
+            conn.close()
+        return size
+
+    def _range(self, conn, base_path: str, job_id: str, start: int, end: int) -> tuple[bytes, int]:
+        last: Exception | None = None
+        for attempt in range(self.tries):
+            try:
+                conn.request("GET", f"{base_path}{SOURCE}/{job_id}",
+                             headers={"Authorization": authorization(self.secret), "Range": f"bytes={start}-{end - 1}"})
+                resp = conn.getresponse()
+                data = resp.read()
+                if resp.status in (401, 403, 404, 416):
+                    raise EncodeError(f"fetching bytes {start}-{end - 1} of job {job_id}'s source from {self.base} "
+                                      f"failed: HTTP {resp.status} {data[:200].decode(errors='replace')}")
+                m = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", resp.headers.get("Content-Range", ""))
+                if resp.status == 206 and m and int(m[1]) == start and int(m[2]) == end - 1 and len(data) == end - start \
+                        and hashlib.sha256(data).hexdigest() == resp.headers.get(HASH_HEADER):
+                    self.bytes_in += len(data)
+                    return data, int(m[3])
+                last = EncodeError(f"bytes {start}-{end - 1} of job {job_id}'s source: short or corrupt "
+                                   f"(HTTP {resp.status}, {len(data)} bytes)")
+            except (OSError, http.client.HTTPException) as exc:
+                last = exc
+                conn.close()  # reconnects on the next request
+            time.sleep(min(0.5 * 2 ** attempt, 5))
+        raise EncodeError(f"fetching bytes {start}-{end - 1} of job {job_id}'s source from {self.base} "
+                          f"failed after {self.tries} tries: {last}")
 
     def push(self, rel: str) -> None:
         """Upload the local ``rel`` to the main instance, which verifies and renames it into place."""

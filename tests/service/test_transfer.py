@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import json
 import os
@@ -19,6 +20,7 @@ import pytest
 import requests
 
 from segenc.errors import EncodeError
+from segenc.steps import prepare
 from segenc.distributed.transfer import HASH_HEADER, Transfer, sha256_file
 from tests import checks
 from tests.mediagen import make_clip
@@ -128,6 +130,29 @@ def test_wrong_secret_is_refused_and_bad_uploads_never_land(tmp_path, clip):
             Transfer(inst.url, "wrong", tmp_path / "cache", tries=2).fetch(f"work/{job}/segments/s0000.mkv")
         good = Transfer(inst.url, secret, tmp_path / "cache")
         assert good.fetch(f"work/{job}/segments/s0000.mkv").read_bytes() == seg.read_bytes()
+        # A source read by byte range: only the one its plan names, one bounded range at a time.
+        read = str(uuid.uuid4())
+        (inst.tmp_dir / "uploads" / read).mkdir(parents=True)
+        src = Path(shutil.copy(clip, inst.tmp_dir / "uploads" / read / "source"))
+        assert prepare(src, inst.tmp_dir, job_id=read, ladder=("240p",)).source == f"uploads/{read}/source"
+        body, size = src.read_bytes(), src.stat().st_size
+        url = f"{inst.url}/internal/source/{read}"
+        auth = {"Authorization": f"Bearer {secret}"}
+        assert requests.get(url, headers={"Range": "bytes=0-99"}, timeout=10).status_code == 401
+        r = requests.get(url, headers={**auth, "Range": "bytes=1000-1999"}, timeout=10)
+        assert r.status_code == 206 and r.content == body[1000:2000]
+        assert r.headers["Content-Range"] == f"bytes 1000-1999/{size}"
+        assert r.headers[HASH_HEADER] == hashlib.sha256(body[1000:2000]).hexdigest()
+        for rng in ("", "bytes=100-", f"bytes=0-{size}", "bytes=0-99,200-299", f"bytes=0-{64 << 20}"):
+            r = requests.get(url, headers={**auth, "Range": rng}, timeout=10)
+            assert r.status_code == 416 and "error" in r.json(), rng
+        for other in ("not-a-job", str(uuid.uuid4()), job):  # a malformed id, an unknown job, a job without a plan
+            assert requests.get(f"{inst.url}/internal/source/{other}", headers={**auth, "Range": "bytes=0-9"},
+                                timeout=10).status_code == 404
+        dest = tmp_path / "sparse"
+        assert good.fetch_ranges(read, [(0, 10), (size - 10, size)], dest) == size
+        got = dest.read_bytes()
+        assert len(got) == size and got[:10] == body[:10] and got[-10:] == body[-10:] and got[10:-10].count(0) == size - 20
 
 
 class FlakyHandler(http.server.BaseHTTPRequestHandler):
@@ -230,15 +255,28 @@ def test_two_hosts_without_shared_storage_complete_through_http(tmp_path, clip, 
         env = dict(os.environ, SEGENC_RUNTIME_DIR=str(tmp_path / "rt-b"))
         worker = start_worker("host_b_worker", tmp_path / "host-b", env, "--redis-url", conn["redis_url"],
                               "--cluster-secret", conn["cluster_secret"], prefix=second_host)
+        copies, sparse, stop = set(), set(), threading.Event()
+
+        def watch():  # what each side holds of the source while the job runs
+            while not stop.wait(0.01):
+                copies.update(p.name for p in (inst.tmp_dir / "work").glob("*/segments/*"))
+                copies.update(p.name for p in (inst.tmp_dir / "work").glob("*/audio-source.*"))
+                sparse.update(p.name for p in (tmp_path / "host-b" / "remote").glob("*/uploads/*/source"))
+
+        watcher = threading.Thread(target=watch, daemon=True)
         try:
             wait_online(inst, ["host_b_worker"])
+            watcher.start()
             job, st, seen = run_job(inst, clip)
             assert st["status"] == "done", st
             assert "host_b_worker" in seen
             assert_exact(inst, job, clip)
-            # Host B never saw the main storage: whatever it encoded came and went over HTTP.
+            # Host B never saw the main storage: whatever it encoded came and went over HTTP, as
+            # byte ranges of the source (an MP4): the main instance wrote no copy of any of it.
             assert not (tmp_path / "host-b" / "work" / job).exists()
+            assert sparse == {"source"} and not copies, (sparse, copies)
         finally:
+            stop.set()
             worker.stop()
 
 
