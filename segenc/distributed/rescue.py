@@ -20,7 +20,7 @@ task marked done for as long, and nothing of theirs leased now.
 - Open tasks (not done, not leased) that, on a Redis broker, sit in none of their queues and not
   among the unacknowledged messages are sent again: same task id, outside the chord (the finish
   below reads their results from the done markers). RabbitMQ loses no message this way: there
-  they are left to it. The queues are read at most once per SCAN_EVERY seconds per job.
+  they are left to it. The queues are read at most once per SCAN_EVERY seconds, cluster-wide.
 - When every task is done, the body is sent again without results: the finish then reads them
   from the done markers, in the plan's order.
 
@@ -44,7 +44,7 @@ from .state import JobState
 from .tasks import FINISH, celery_id
 
 STALL_SECONDS = 5.0  # a chord's body starts within milliseconds of its last task; a message is taken as fast
-SCAN_EVERY = 10.0  # a job waiting behind others has its queues read this often at most
+SCAN_EVERY = 10.0  # jobs waiting behind others have the queues read this often at most
 RESEND_EVERY = 60.0
 
 log = logging.getLogger(__name__)
@@ -59,26 +59,33 @@ def sweep(app: Celery, state: JobState, now: float | None = None) -> list[dict[s
     for job_id in ids:
         if state.stage(job_id) != Stage.ENCODING or not _stalled(state, job_id, now):
             continue
-        recipes, done = state.recipes(job_id), state.done_tasks(job_id)
-        open_ = [t for t in recipes if t not in done]
-        if not recipes or FINISH in done or state.lease_holders(job_id, open_ + [FINISH]):
+        names, done = state.recipe_names(job_id), state.done_tasks(job_id)
+        open_ = [t for t in names if t not in done]
+        if not names or FINISH in done or state.lease_holders(job_id, open_ + [FINISH]):
             continue  # not dispatched by this version, finished, or moving
         if not open_:
             if state.claim_resend(job_id, "finish", RESEND_EVERY):
                 _resend_finish(app, state, job_id, now, sent)
-        elif uses_redis_broker(app) and state.claim_resend(job_id, "scan", SCAN_EVERY):
-            waiting[job_id] = open_  # RabbitMQ loses no message this way: left to it
-    if waiting:
-        in_flight = _in_flight(app, {r.get("queue") for j in waiting for r in state.recipes(j).values()})
+        elif uses_redis_broker(app):  # RabbitMQ loses no message this way: left to it
+            waiting[job_id] = open_
+    # The queues are read at most once per SCAN_EVERY across the cluster, however many jobs wait.
+    if waiting and state.claim_turn("rescue-scan", SCAN_EVERY):
+        queues = {_finish_queue(state, j) for j in waiting}
+        in_flight = _in_flight(app, queues)
         for job_id, open_ in waiting.items():
             lost = [t for t in open_ if celery_id(job_id, t) not in in_flight]
             if lost and state.claim_resend(job_id, "tasks", RESEND_EVERY):
-                recipes = state.recipes(job_id)
+                recipes = state.recipes(job_id, lost)
                 for t in lost:
                     app.send_task("segenc.encode_chunk", args=recipes[t]["args"], task_id=celery_id(job_id, t),
                                   queue=recipes[t].get("queue"), priority=priority(app, 0))
                 _record(state, job_id, lost, now, sent)
     return sent
+
+
+def _finish_queue(state: JobState, job_id: str) -> str | None:
+    """The queue the job's finish (and its audio copies) go to; None: the default one."""
+    return ((state.finish_body(job_id) or {}).get("options") or {}).get("queue")
 
 
 def _stalled(state: JobState, job_id: str, now: float) -> bool:
@@ -104,7 +111,7 @@ def _record(state: JobState, job_id: str, what: list[str], now: float, sent: lis
 def _in_flight(app: Celery, queues: set[str | None]) -> set[str]:
     """Celery task ids of the messages queued (in ``queues``, every priority) or unacknowledged.
     Queues first: a message taken meanwhile is then among the unacknowledged."""
-    queues = {q or app.conf.task_default_queue for q in queues}
+    queues = {app.conf.task_default_queue} | {q for q in queues if q}  # the chunks' queue, always
     with app.connection_for_write() as conn:
         channel = conn.default_channel
         client = channel.client

@@ -41,9 +41,10 @@ JOBS_KEY = "segenc:jobs"
 WORKER_KEY = "segenc:worker:"
 CLUSTER_KEY = "segenc:cluster"
 WATCHDOG_KEY = "segenc:watchdog"
+TURN_KEY = "segenc:turn:"  # cluster-wide rate limits (JobState.claim_turn)
 METRICS_KEY = "segenc:metrics"  # cluster-wide counters for /metrics (chunks, encode seconds, bytes)
 PARTS = ("", "frames", "running", "attempts", "done", "done_at", "requeues", "tasks", "recipes", "backups",
-         "finish", "resend:finish", "resend:scan", "resend:tasks")
+         "finish", "resend:finish", "resend:tasks")
 # Compare-and-act on a token, so only the holder renews or releases.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -308,8 +309,12 @@ class JobState:
         if recipes:
             self._r.hset(self.key(job_id, "recipes"), mapping={t: json.dumps(r) for t, r in recipes.items()})
 
-    def recipes(self, job_id: str) -> dict[str, dict[str, Any]]:
-        return {t: json.loads(v) for t, v in self._r.hgetall(self.key(job_id, "recipes")).items()}
+    def recipe_names(self, job_id: str) -> list[str]:
+        return self._r.hkeys(self.key(job_id, "recipes"))
+
+    def recipes(self, job_id: str, tasks: list[str]) -> dict[str, dict[str, Any]]:
+        raws = self._r.hmget(self.key(job_id, "recipes"), tasks) if tasks else []
+        return {t: json.loads(v) for t, v in zip(tasks, raws) if v is not None}
 
     def lease_holders(self, job_id: str, tasks: list[str]) -> dict[str, str]:
         """task -> holder, for those of ``tasks`` leased now."""
@@ -397,6 +402,10 @@ class JobState:
 
     def requeues(self, job_id: str) -> list[dict[str, Any]]:
         return [json.loads(x) for x in self._r.lrange(self.key(job_id, "requeues"), 0, -1)]
+
+    def claim_turn(self, name: str, every: float) -> bool:
+        """True at most once per ``every`` seconds across the cluster for ``name``."""
+        return bool(self._r.set(TURN_KEY + name, time.time(), nx=True, px=int(every * 1000)))
 
     def watchdog_turn(self, node: str, ttl: float) -> bool:
         """True if ``node`` may sweep now (one watchdog at a time across the cluster)."""
