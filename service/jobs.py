@@ -161,6 +161,7 @@ class Jobs:
             "requeued": snap.get("requeues", []),  # tasks given to another worker, and why
             "stream": self.stream_view(job_id) if stage not in (Stage.FAILED, Stage.CANCELLED) else None,
             "backups": snap.get("backups", {}),  # stragglers' backup copies: why, on which worker, who won
+            "resent": snap.get("resent") or [],  # what a Redis outage lost and the watchdog sent again
         }
 
     def list(self, page: int, limit: int) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from ..storage import resolve
 from .transfer import Transfer
 
 HEAD_BYTES = 4096  # the first request: what open_input sniffs, and the ftyp
-MAX_BOX = 64 << 20  # a top-level box other than mdat is fetched whole up to this size
+MAX_BOX = 64 << 20  # a top-level box other than mdat is fetched whole; a larger one: not for this reader
 GAP = 16 * 1024  # samples closer than this are fetched in one range
 VIDEO_SLACK = 2  # samples past the first one at or after the end (the reader stops at that one)
 AUDIO_SLACK = Fraction(1, 10)  # seconds either side of an audio task's span, past its margins
@@ -145,7 +145,9 @@ def _fetch_header(t: Transfer, job_id: str, path: Path) -> dict:
                 if moov:
                     break
                 moov = True
-            if kind != b"mdat" and box <= MAX_BOX:  # the demuxer reads these whole (moov, udta, meta...)
+            if kind != b"mdat":  # the demuxer reads these whole (moov, udta, meta...)
+                if box > MAX_BOX:
+                    break  # a moov this large is not worth it: the segment copies serve
                 if not _covered((pos, pos + box), have["ranges"]):
                     t.fetch_ranges(job_id, [(pos, pos + box)], path)
                     have["ranges"] = _merge(have["ranges"] + [(pos, pos + box)], 0)

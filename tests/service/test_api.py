@@ -32,6 +32,7 @@ def finished(service, small_clip):
 def test_upload_encodes_and_streams_with_range(service, finished, small_clip):
     job_id, st = finished
     assert st["status"] == "done" and st["progress"] == 1.0 and st["error"] is None
+    assert st["resent"] == []  # nothing lost, nothing sent twice (segenc.distributed.rescue)
     assert set(st["renditions"]) == {"240p", "360p"}
     src_frames = st["source"]["frames"]
     for q, r in st["renditions"].items():

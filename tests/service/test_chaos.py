@@ -101,7 +101,8 @@ def test_chaos_every_job_done_and_exact(tmp_path):
         stop_chaos.set()
         th.join(30)
         not_done = {j: status(inst, j) for j, s in states.items() if s != "done"}
-        assert not not_done, {j: (st.get("status"), st.get("error"), st.get("requeued")) for j, st in not_done.items()}
+        assert not not_done, {j: (st.get("status"), st.get("error"), st.get("requeued"), st.get("resent"),
+                                  st.get("running")) for j, st in not_done.items()}
         assert kills, "the chaos thread never killed a worker"
         requeued = [r for j in jobs for r in status(inst, j)["requeued"]]
         # A killed chunk comes back either way: requeued by the watchdog, or taken over by a
