@@ -137,7 +137,8 @@ def segment_packets(ic: av.container.InputContainer, vs: av.stream.Stream, start
 
 def write_segment(source: str | os.PathLike, plan: Plan, root: str | os.PathLike, index: int) -> Path:
     """Segment ``index`` of a job read straight from its source, written as ``split`` would have
-    (for a worker without the shared storage, which fetches it); returns its path."""
+    (for a worker without the shared storage, which fetches it, when the source is not a plain
+    MP4 it could read by byte range: segenc.distributed.ranges); returns its path."""
     seg = plan.segments[index]
     path = resolve(root, seg.path)
     t0 = plan.info.start_pts
