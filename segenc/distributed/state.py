@@ -381,7 +381,7 @@ class JobState:
 
     def claim_resend(self, job_id: str, what: str, every: float) -> bool:
         """True at most once per ``every`` seconds per job and ``what`` (see rescue.py)."""
-        return bool(self._r.set(self.key(job_id, f"resend:{what}"), time.time(), nx=True, px=int(every * 1000)))
+        return self._once(self.key(job_id, f"resend:{what}"), every)
 
     def note_requeue(self, job_id: str, task: str, chunks: list[str], reason: str) -> str | None:
         """Record that ``task`` was given to another worker; its chunks stop showing as running.
@@ -405,7 +405,11 @@ class JobState:
 
     def claim_turn(self, name: str, every: float) -> bool:
         """True at most once per ``every`` seconds across the cluster for ``name``."""
-        return bool(self._r.set(TURN_KEY + name, time.time(), nx=True, px=int(every * 1000)))
+        return self._once(TURN_KEY + name, every)
+
+    def _once(self, key: str, every: float) -> bool:
+        """Set ``key`` unless it exists, for ``every`` seconds: True if this call set it."""
+        return bool(self._r.set(key, time.time(), nx=True, px=int(every * 1000)))
 
     def watchdog_turn(self, node: str, ttl: float) -> bool:
         """True if ``node`` may sweep now (one watchdog at a time across the cluster)."""

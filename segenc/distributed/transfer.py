@@ -72,6 +72,17 @@ def check_secret(base_url: str, secret: str, timeout: float = 10) -> str | None:
         return f"cannot reach the main instance at {base_url} ({getattr(exc, 'reason', exc)}); check --public-url there"
 
 
+def write_range(dest: Path, start: int, data: bytes, size: int) -> None:
+    """``data`` at ``start`` in ``dest``, a sparse file ``size`` bytes long (created if missing)."""
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        if os.fstat(fd).st_size < size:
+            os.ftruncate(fd, size)
+        os.pwrite(fd, data, start)
+    finally:
+        os.close(fd)
+
+
 class Transfer:
     def __init__(self, base_url: str, secret: str, local_root: Path, tries: int = 5, timeout: float = 60) -> None:
         self.base = base_url.rstrip("/")
@@ -134,13 +145,7 @@ class Transfer:
             for start, end in ranges:
                 for piece in range(start, end, MAX_RANGE):
                     data, size = self._range(conn, url.path, job_id, piece, min(end, piece + MAX_RANGE))
-                    fd = os.open(dest, os.O_WRONLY | os.O_CREAT, 0o644)
-                    try:
-                        if os.fstat(fd).st_size < size:
-                            os.ftruncate(fd, size)
-                        os.pwrite(fd, data, piece)
-                    finally:
-                        os.close(fd)
+                    write_range(dest, piece, data, size)
         finally:
             conn.close()
         return size

@@ -6,7 +6,6 @@ same over the main instance's HTTP route between two network namespaces.)"""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import av
 import pytest
 
 from segenc.distributed import ranges
+from segenc.distributed.transfer import write_range
 from segenc.settings import Settings
 from segenc.split import segment_packets
 from segenc.steps import encode_chunks, prepare
@@ -27,7 +27,7 @@ SETTINGS = Settings(chunk_seconds=0.7, preset="ultrafast", audio_copy=False)
 
 
 class FileRanges:
-    """The byte ranges of a local file, written where Transfer.fetch_ranges writes them."""
+    """Transfer.fetch_ranges without the HTTP: the byte ranges of a local file, written the same way."""
 
     def __init__(self, source: Path) -> None:
         self.source, self.fetched = source, 0
@@ -35,17 +35,11 @@ class FileRanges:
     def fetch_ranges(self, job_id: str, spans, dest: Path) -> int:
         size = self.source.stat().st_size
         with open(self.source, "rb") as src:
-            fd = os.open(dest, os.O_WRONLY | os.O_CREAT, 0o644)
-            try:
-                if os.fstat(fd).st_size < size:
-                    os.ftruncate(fd, size)
-                for start, end in spans:
-                    assert 0 <= start < end <= size, (start, end, size)  # bounded, inside the file
-                    src.seek(start)
-                    os.pwrite(fd, src.read(end - start), start)
-                    self.fetched += end - start
-            finally:
-                os.close(fd)
+            for start, end in spans:
+                assert 0 <= start < end <= size, (start, end, size)  # bounded, inside the file
+                src.seek(start)
+                write_range(dest, start, src.read(end - start), size)
+                self.fetched += end - start
         return size
 
 
