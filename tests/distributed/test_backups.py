@@ -1,4 +1,4 @@
-"""Straggler backups with real workers: one worker made slow (its pool process frozen 95% of the
+"""Straggler backups with real workers: one worker made slow (its pool process frozen 99% of the
 time with SIGSTOP/SIGCONT), the other idle at the end: the backup wins, the output is exact, and
 the slow original, once it runs again, writes nothing in place."""
 
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.dist, pytest.mark.timeout(240)]
 class Throttle:
     """Freeze a worker node's pool processes except for ``run`` seconds in every ``period``."""
 
-    def __init__(self, node: WorkerNode, run: float = 0.05, period: float = 1.0) -> None:
+    def __init__(self, node: WorkerNode, run: float = 0.01, period: float = 1.0) -> None:
         self.node, self.run, self.period = node, run, period
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._cycle, daemon=True)

@@ -136,15 +136,16 @@ def test_missing_segment_is_retried_a_capped_number_of_times_then_fails(cluster,
 
 
 def test_inspect_active_names_the_running_chunks(cluster, storage, tmp_path):
-    app, _ = cluster
-    long_clip = make_clip(tmp_path / "long.mp4", width=1280, height=720, seconds=6.0, audio=False)
+    app, workers = cluster
+    long_clip = make_clip(tmp_path / "long.mp4", width=1280, height=720, seconds=12.0, audio=False)
     seen: set[str] = set()
     shown: dict[str, str] = {}
     stop = threading.Event()
 
     def watch():
         while not stop.is_set():
-            for tasks in (app.control.inspect(timeout=0.5).active(safe=True) or {}).values():
+            # limit: return once every worker has answered (a chunk may take only a second or two)
+            for tasks in (app.control.inspect(timeout=0.5, limit=len(workers)).active(safe=True) or {}).values():
                 seen.update(t["id"] for t in tasks if t["name"] == "segenc.encode_chunk")
                 shown.update((t["id"], str(t["args"])) for t in tasks if t["name"] == "segenc.encode_chunk")
 
@@ -152,7 +153,7 @@ def test_inspect_active_names_the_running_chunks(cluster, storage, tmp_path):
     th.start()
     try:
         runner = CeleryRunner(app.conf.broker_url, storage[0], app=app, timeout=240)
-        segenc.encode(long_clip, tmp_path / "out", ("720p",), runner=runner, chunk_seconds=2)
+        segenc.encode(long_clip, tmp_path / "out", ("720p",), runner=runner, chunk_seconds=4)
     finally:
         stop.set()
         th.join()
