@@ -17,7 +17,7 @@ from .model import ChunkSpec, MediaInfo, Plan, Rendition, Segment, Task, makespa
 from .settings import Settings
 
 # A keyframe within this share of the target length from the ideal cut is preferred over a
-# mid-GOP cut, which costs decoding from the previous keyframe.
+# mid-GOP cut, which costs decoding from the previous keyframe (Settings.keyframe_cuts).
 KEYFRAME_SLACK = 0.25
 # Audio cost per second of audio, in the video tasks' units (output pixel-frames). Measured:
 # 60 s of stereo AAC took 3.26 s, about 0.28 of a 10 s 1080p segment task (~1.15e9 units).
@@ -122,38 +122,48 @@ def task_overhead(info: MediaInfo) -> float:
     return TASK_OVERHEAD / complexity(info)
 
 
-def auto_chunk_seconds(info: MediaInfo, ladder, settings: Settings, workers: int | None) -> float:
-    """The chunk length for ``workers`` parallel single-core workers (unknown or one: the longest).
+def auto_chunking(info: MediaInfo, ladder, settings: Settings, workers: int | None,
+                  source: str | None = None) -> tuple[float, bool]:
+    """The chunk length and cut rule (``Settings.keyframe_cuts``) for ``workers`` parallel
+    single-core workers (unknown or one: the longest length, cut at keyframes).
 
     The fastest predicted schedule wins, among lengths from AUTO_CHUNK_MAX down to AUTO_CHUNK_MIN
-    whose cuts keep the size within SIZE_TARGET (size_penalty: a floor set by the GOP); among those within AUTO_CHUNK_TOLERANCE of it, the one whose video tasks
-    alone finish first (when the single audio task is the longest thing in the job every length
-    ties on the whole schedule, and the video should still keep every other worker busy), then
-    the longest (fewest IDRs)."""
+    whose cuts keep the size within SIZE_TARGET (size_penalty: a floor set by the GOP); among those
+    within AUTO_CHUNK_TOLERANCE of it, the one whose video tasks alone finish first (when the
+    single audio task is the longest thing in the job every length ties on the whole schedule,
+    and the video should still keep every other worker busy), then cuts at keyframes over exact
+    ones (``keyframe_cuts`` None: both are tried; exact cuts, decoding from the keyframe before,
+    win only by more than the tolerance), then the longest (fewest IDRs). ``source``: as for
+    ``plan`` (tasks that read the source copy its AAC: the audio then fills no gap)."""
+    snap = settings.keyframe_cuts is not False
     if not workers or workers < 2 or info.duration >= AUTO_CHUNK_MAX * workers * AUTO_CHUNK_ROUNDS:
-        return AUTO_CHUNK_MAX
-    spans: dict[float, tuple[float, ...]] = {}
+        return AUTO_CHUNK_MAX, snap
+    rules = (True, False) if settings.keyframe_cuts is None else (snap,)
+    spans: dict[tuple[bool, float], tuple[float, ...]] = {}
     overhead = task_overhead(info)
-    # Lengths whose cuts snap to the same keyframes plan the same job (a plan depends on its
-    # cuts only): plan each layout once (10 min with 2 s keyframes: 6 layouts for 17 lengths).
+    # Lengths whose cuts land on the same frames plan the same job (a plan depends on its cuts
+    # only): plan each layout once (10 min with 2 s keyframes: 6 layouts for 17 lengths).
     layouts: dict[tuple[int, ...], tuple[float, tuple[float, float]]] = {}
     length = AUTO_CHUNK_MAX
     while length >= AUTO_CHUNK_MIN - 1e-9:
-        cuts = tuple(cut_points(info, length))
-        if cuts not in layouts:
-            p = plan(info, ladder, settings.with_(chunk_seconds=length), job_id="", workdir="", workers=workers)
-            layouts[cuts] = (size_penalty(info, p.segments, settings.gop),
-                             schedule_key([t.cost + overhead for t in p.tasks], workers))
-        penalty, key = layouts[cuts]
-        chosen, length = length, round(length - AUTO_CHUNK_STEP, 3)
-        if spans and penalty > SIZE_TARGET:
-            continue  # too many extra IDRs: the size budget sets the floor
-        spans[chosen] = key
+        for keyframes in rules:
+            cuts = tuple(cut_points(info, length, keyframes))
+            if cuts not in layouts:
+                p = plan(info, ladder, settings.with_(chunk_seconds=length, keyframe_cuts=keyframes), job_id="",
+                         workdir="", workers=workers, source=source)
+                layouts[cuts] = (size_penalty(info, p.segments, settings.gop),
+                                 schedule_key([t.cost + overhead for t in p.tasks], workers))
+            penalty, key = layouts[cuts]
+            if spans and penalty > SIZE_TARGET + 1e-12:
+                continue  # too many extra IDRs: the size budget sets the floor (one IDR in 10 s meets it)
+            spans[(keyframes, length)] = key
+        length = round(length - AUTO_CHUNK_STEP, 3)
     near = dict(spans)
     for level in range(2):  # the whole schedule, then the rest beside the longest task
         best = min(k[level] for k in near.values())
         near = {c: k for c, k in near.items() if k[level] <= best * (1 + AUTO_CHUNK_TOLERANCE)}
-    return max(near)
+    keyframes, length = max(near)
+    return length, keyframes
 
 
 def schedule_key(costs: list[float], workers: int) -> tuple[float, float]:
@@ -164,8 +174,9 @@ def schedule_key(costs: list[float], workers: int) -> tuple[float, float]:
     return makespan(costs, workers), makespan(rest, max(1, workers - 1)) if rest else 0.0
 
 
-def cut_points(info: MediaInfo, chunk_seconds: float) -> list[int]:
-    """Frame indices where segments start (the first is 0).
+def cut_points(info: MediaInfo, chunk_seconds: float, keyframes: bool = True) -> list[int]:
+    """Frame indices where segments start (the first is 0); ``keyframes``: a cut moves to a source
+    keyframe within KEYFRAME_SLACK of the ideal one (False: only one exactly there).
 
     Worked in the stream's own timestamps (every time divided by the time base: the same
     comparisons, without a Fraction per frame for every candidate length the planner tries)."""
@@ -174,7 +185,7 @@ def cut_points(info: MediaInfo, chunk_seconds: float) -> list[int]:
     key_pts = [pts[k] for k in keys]
     target = Fraction(chunk_seconds).limit_denominator(1000) / info.tb
     end = Fraction(info.duration).limit_denominator(1_000_000) / info.tb
-    slack = target * Fraction(KEYFRAME_SLACK)
+    slack = target * Fraction(KEYFRAME_SLACK) if keyframes else 0
     cuts = [0]
     while True:
         ideal = pts[cuts[-1]] + target
@@ -218,9 +229,12 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
     check_source(info, settings)
     source = source if source and direct_readable(info) else None
     if settings.chunk_seconds is None:
-        settings = settings.with_(chunk_seconds=auto_chunk_seconds(info, ladder, settings, workers))
+        length, keyframes = auto_chunking(info, ladder, settings, workers, source)
+        settings = settings.with_(chunk_seconds=length, keyframe_cuts=keyframes)
+    elif settings.keyframe_cuts is None:
+        settings = settings.with_(keyframe_cuts=True)
     rends = renditions(info, tuple(ladder))
-    cuts = lead_cut(info, cut_points(info, settings.chunk_seconds), settings.lead_seconds)
+    cuts = lead_cut(info, cut_points(info, settings.chunk_seconds, settings.keyframe_cuts), settings.lead_seconds)
     ends = cuts[1:] + [info.frames]
     segments = []
     for i, (a, b) in enumerate(zip(cuts, ends)):

@@ -32,7 +32,7 @@ class Settings:
 
     preset: str = "veryfast"  # encoder speed, x264's names (mapped for SVT-AV1: see segenc.codecs)
     crf: float = 23
-    chunk_seconds: float | None = None  # None: automatic, see segenc.plan.auto_chunk_seconds
+    chunk_seconds: float | None = None  # None: automatic, see segenc.plan.auto_chunking
     audio_bitrate: int = 128_000
     scaler: str = "bicubic"
     granularity: str = "segment"
@@ -48,6 +48,14 @@ class Settings:
     # encoded one task per rendition, so the stream's first segment of every rung (what a player
     # needs to start) is ready early. None: the first segment is as long as the others.
     lead_seconds: float | None = None
+    # Where segments are cut. True: at the source keyframe nearest each ideal cut when one lies
+    # within a quarter of chunk_seconds of it (nothing to decode before the segment's first frame;
+    # with none that near, between keyframes, as in a long GOP). False: at exactly every
+    # chunk_seconds, between keyframes where need be (the task decodes from the keyframe before).
+    # None: decided with the automatic chunk length (keyframes, unless exact cuts balance the
+    # workers better: a 10 s clip with a keyframe every 2 s on 2 cores is two 5 s halves, not
+    # 6 s + 4 s); with a chunk_seconds given, None is True.
+    keyframe_cuts: bool | None = None
 
     def __post_init__(self) -> None:
         if self.granularity not in GRANULARITIES:
@@ -66,6 +74,8 @@ class Settings:
             raise ValueError(f"chunk_seconds must be positive, got {self.chunk_seconds}")
         if self.lead_seconds is not None and self.lead_seconds <= 0:
             raise ValueError(f"lead_seconds must be positive, got {self.lead_seconds}")
+        if self.keyframe_cuts not in (None, True, False):
+            raise ValueError(f"keyframe_cuts must be True, False or None, got {self.keyframe_cuts!r}")
         if self.preset not in X264_PRESETS:
             raise ValueError(f"preset must be one of {', '.join(X264_PRESETS)}, got {self.preset!r}")
 

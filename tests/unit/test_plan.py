@@ -146,6 +146,37 @@ def test_auto_chunk_length_balances_the_schedule():
     assert fixed.settings.chunk_seconds == 4 and len(fixed.segments) == 15
 
 
+def test_a_short_clip_is_cut_between_keyframes_where_that_balances_two_workers():
+    """Keyframes every 2 s: a 10 s clip cut at keyframes is 6 s + 4 s; in exact 5 s halves (the
+    second decoding 30 frames from the keyframe at 4 s) both cores finish together."""
+    ladder = ("480p", "720p")
+    ten = info(frames=300, keyint=60, w=1280, h=720, audio=False)
+
+    def span(p):
+        return makespan([t.cost for t in p.tasks], 2)
+
+    exact = plan(ten, ladder, Settings(), job_id="j", workdir="w", workers=2)
+    assert exact.settings.keyframe_cuts is False and exact.settings.chunk_seconds == 5
+    assert [(s.first_frame, s.key_frame) for s in exact.segments] == [(0, 0), (150, 120)]
+    assert len(exact.tasks) == 2  # each segment decoded once for both rungs
+    for length in (4.5, 6.5):  # the keyframe layouts of two segments: 4 s + 6 s, 6 s + 4 s
+        snapped = plan(ten, ladder, Settings(chunk_seconds=length), job_id="j", workdir="w", workers=2)
+        assert all(s.key_frame == s.first_frame for s in snapped.segments) and len(snapped.segments) == 2
+        assert span(exact) < 0.9 * span(snapped)
+    assert plan(ten, ladder, Settings(keyframe_cuts=True), job_id="j", workdir="w",
+                workers=2).settings.keyframe_cuts is True
+    # A given chunk length cuts at keyframes unless told otherwise.
+    given = plan(ten, ladder, Settings(chunk_seconds=5), job_id="j", workdir="w", workers=2)
+    assert given.settings.keyframe_cuts is True and [s.first_frame for s in given.segments] == [0, 120]
+    told = plan(ten, ladder, Settings(chunk_seconds=5, keyframe_cuts=False), job_id="j", workdir="w")
+    assert [s.first_frame for s in told.segments] == [0, 150]
+    # A minute has enough segments to balance at keyframes: no pre-roll to pay for.
+    minute = plan(info(frames=1800, keyint=60, audio=False), ladder, Settings(), job_id="j", workdir="w", workers=2)
+    assert minute.settings.keyframe_cuts is True
+    with pytest.raises(ValueError, match="keyframe_cuts"):
+        Settings(keyframe_cuts="yes")
+
+
 def test_plan_round_trips_through_json():
     p = plan(info(frames=120), ("480p", "720p"), Settings(chunk_seconds=1), job_id="j", workdir="w")
     assert Plan.from_json(p.to_json()) == p
