@@ -187,6 +187,11 @@ def idle_publish_seconds(app, p) -> float:
     return seconds
 
 
+def _command_calls(client) -> dict[str, int]:
+    """Redis calls so far, per command (INFO commandstats)."""
+    return {k.removeprefix("cmdstat_"): v["calls"] for k, v in client.info("commandstats").items()}
+
+
 def rehearse(slots: int, per_node: int, cal: dict, info, ladder, root: Path, redis_url: str, web_url: str,
              scale: float, logs: Path) -> dict[str, Any]:
     from segenc import layout
@@ -245,6 +250,7 @@ def rehearse(slots: int, per_node: int, cal: dict, info, ladder, root: Path, red
         sampler = Sampler(connect(redis_url, decode_responses=False))
         sampler.start()
         cpu0 = _cpu_seconds([pr.pid for pr in procs])
+        calls0 = _command_calls(sampler.client)
         sent = time.time()
         result = job_signature(app, p, layout.encoded_dir(job_id)).apply_async()
         published = time.time()  # every header message is on the broker
@@ -254,6 +260,7 @@ def rehearse(slots: int, per_node: int, cal: dict, info, ladder, root: Path, red
             time.sleep(0.01)
         done = time.time()
         cpu1 = _cpu_seconds([pr.pid for pr in procs])
+        calls1 = _command_calls(sampler.client)
         if result.failed():
             raise SystemExit(f"rehearsal job failed: {result.result}")
         time.sleep(0.5)
@@ -307,6 +314,9 @@ def rehearse(slots: int, per_node: int, cal: dict, info, ladder, root: Path, red
         "chord_ms": 1e3 * measured_dispatch["chord"], "publish_ms": 1e3 * (published - sent),
         "publish_idle_ms": 1e3 * idle_publish, "publish_idle_tasks": len(idle.tasks),
         "redis_ops_per_s": commands / window if window else float("nan"),
+        # Which commands the job cost, per task (the sampler's INFO calls are a few per second).
+        "redis_calls_per_task": dict(sorted(((k, (v - calls0.get(k, 0)) / len(p.tasks)) for k, v in calls1.items()
+                                             if v > calls0.get(k, 0)), key=lambda kv: -kv[1])),
         "redis_ops_per_s_peak": max((s[2] for s in ops), default=0),
         "events": len(ev_in), "events_per_s": len(ev_in) / window if window else float("nan"),
         "ws_messages": len(ws_in), "ws_messages_per_s": len(ws_in) / window if window else float("nan"),
