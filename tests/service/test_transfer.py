@@ -70,7 +70,8 @@ def assert_exact(inst, job, clip):
 
 def test_seed_commands_verbatim_give_a_working_cluster(tmp_path):
     """Main on one tmp dir, two workers on two others, no --redis-url: they find it and take chunks."""
-    clip = make_clip(tmp_path / "ten.mp4", width=640, height=360, seconds=10.0)  # 10 segments for 3 workers
+    # 12 segments for 3 workers, each decoding 720p: enough work that none of them finds the queue empty
+    clip = make_clip(tmp_path / "ten.mp4", width=1280, height=720, seconds=12.0)
     runtime = tmp_path / "runtime"
     env = dict(os.environ, SEGENC_RUNTIME_DIR=str(runtime))
     with running_instance(tmp_path / "encoder", runtime_dir=runtime, extra=["--concurrency", "1"]) as inst:
