@@ -32,6 +32,13 @@ AUDIO_COPY_SLACK = 0.02
 # Decoding a source pixel costs this share of encoding an output pixel (x264 veryfast). Measured on
 # one 10 s 1080p segment: three renditions from one decode 11.59 CPU-s, each decoding it 14.16.
 DECODE_COST = 0.2
+# On a busier source the decoder's work follows the bits it reads more steeply than x264's follows
+# the content: (bits per pixel / COMPLEXITY_REF_BPP) ** DECODE_EXPONENT times DECODE_COST, at
+# least 1x and at most DECODE_MAX. Measured 2026-12-06, single-threaded, 720p30 H.264: a clean
+# 0.16 bits/pixel source decoded at 1.83 ns per pixel against x264's 9.25 ns per output pixel
+# (0.20), a grainy 3.0 bits/pixel one at 22.8 against 33.1 ns (0.69).
+DECODE_EXPONENT = math.log((22.8 / 33.1) / (1.83 / 9.25)) / math.log(3.0 / 0.16)
+DECODE_MAX = 5.0
 # Automatic chunk length (Settings.chunk_seconds=None): among lengths from AUTO_CHUNK_MAX down to
 # AUTO_CHUNK_MIN in AUTO_CHUNK_STEP steps, the longest whose predicted schedule on the expected
 # workers is within AUTO_CHUNK_TOLERANCE of the shortest. Longer chunks cost less (an IDR, decoder
@@ -107,14 +114,24 @@ def size_penalty(info: MediaInfo, segments, gop: float) -> float:
     return IDR_COST_SECONDS * off / max(info.duration, 1e-9)
 
 
-def complexity(info: MediaInfo) -> float:
-    """How much dearer than clean content a pixel of this source is to encode (1 .. COMPLEXITY_MAX),
-    from its bits per pixel (its size over its duration and frames: audio included)."""
+def _busier(info: MediaInfo, exponent: float, top: float) -> float:
+    """(bits per pixel / COMPLEXITY_REF_BPP) ** exponent, from 1 to ``top``: the bits per pixel are
+    the source's size over its duration and frames (audio included); 1 when the size is unknown."""
     pixels = info.duration * info.width * info.height * info.fps
     if not info.size or pixels <= 0:
         return 1.0
     bpp = info.size * 8 / pixels
-    return min(COMPLEXITY_MAX, max(1.0, (bpp / COMPLEXITY_REF_BPP) ** COMPLEXITY_EXPONENT))
+    return min(top, max(1.0, (bpp / COMPLEXITY_REF_BPP) ** exponent))
+
+
+def complexity(info: MediaInfo) -> float:
+    """How much dearer than clean content a pixel of this source is to encode (1 .. COMPLEXITY_MAX)."""
+    return _busier(info, COMPLEXITY_EXPONENT, COMPLEXITY_MAX)
+
+
+def decode_weight(info: MediaInfo) -> float:
+    """What decoding one source pixel costs, in the video's cost units (encoded output pixels)."""
+    return DECODE_COST * _busier(info, DECODE_EXPONENT, DECODE_MAX)
 
 
 def task_overhead(info: MediaInfo) -> float:
@@ -151,8 +168,11 @@ def auto_chunking(info: MediaInfo, ladder, settings: Settings, workers: int | No
             if cuts not in layouts:
                 p = plan(info, ladder, settings.with_(chunk_seconds=length, keyframe_cuts=keyframes), job_id="",
                          workdir="", workers=workers, source=source)
+                # The overhead is a video task's (decoder and encoder start-up, an IDR): an audio
+                # task's own lead-in is in its cost, and a copy of the source's AAC takes ms.
                 layouts[cuts] = (size_penalty(info, p.segments, settings.gop),
-                                 schedule_key([t.cost + overhead for t in p.tasks], workers))
+                                 schedule_key([task_cost(g) + (overhead if g[0].kind == "video" else 0.0)
+                                               for g in p.groups()], workers))
             penalty, key = layouts[cuts]
             if spans and penalty > SIZE_TARGET + 1e-12:
                 continue  # too many extra IDRs: the size budget sets the floor (one IDR in 10 s meets it)
@@ -241,6 +261,7 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
         key = info.keyframes[bisect.bisect_right(info.keyframes, a) - 1]
         segments.append(Segment(i, a, b, key, layout.segment(workdir, i)))
     chunks = []
+    decode = decode_weight(info)
     for seg in segments:
         pts = info.frame_pts[seg.first_frame:seg.end_frame]
         decoded = seg.end_frame - seg.key_frame  # pre-roll frames are decoded but not encoded
@@ -260,8 +281,8 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
                 rotation=info.rotation,
                 duration=float((_end_pts(info, seg) - pts[0]) * info.tb),
                 # x264 time grows with output pixels; decode/scale with source pixels.
-                cost=seg.frames * r.width * r.height + DECODE_COST * decoded * info.width * info.height,
-                decode_cost=DECODE_COST * decoded * info.width * info.height,
+                cost=seg.frames * r.width * r.height + decode * decoded * info.width * info.height,
+                decode_cost=decode * decoded * info.width * info.height,
                 preroll=seg.first_frame - seg.key_frame,
                 frame_rate=info.frame_rate,
                 direct=source is not None,
