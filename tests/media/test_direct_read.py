@@ -119,3 +119,39 @@ def test_a_segment_written_on_request_is_the_split_one(clip, tmp_path, name):
         assert write_segment(src, plan, root, seg.index) == path
         with av.open(str(path)) as a, av.open(io.BytesIO(want), format="matroska") as b:
             assert _packets(a.demux(a.streams.video[0])) == _packets(b.demux(b.streams.video[0])), seg.index
+
+
+@pytest.mark.parametrize("name,direct", [("h264_longgop", True), ("hevc10_mkv", True), ("h264_longgop", False)])
+def test_a_preroll_skips_the_frames_nothing_refers_to_and_changes_no_output_byte(clip, tmp_path, monkeypatch,
+                                                                                 name, direct):
+    """A chunk cut between keyframes decodes from the keyframe before; its non-reference frames
+    there (B-frames) are skipped by the decoder, and the chunk comes out byte for byte the same."""
+    from segenc import video
+
+    decoded = [0]
+    real = video._decode
+
+    def counting(stream, pkt):
+        frames = real(stream, pkt)
+        decoded[0] += len(frames)
+        return frames
+
+    monkeypatch.setattr(video, "_decode", counting)
+    root = tmp_path / "root"
+    src = _uploaded(clip, name, root)
+    plan = (prepare(src, root, job_id="j", ladder=("144p",), settings=SETTINGS) if direct else
+            prepare(clip(name), root, job_id="j", ladder=("144p",), settings=SETTINGS))
+    assert (plan.source is not None) == direct
+    chunks = [c for c in plan.chunks if c.preroll > 0]
+    assert len(chunks) >= 2
+    out = {}
+    for skip in (video.SKIP_NONREF, ()):
+        monkeypatch.setattr(video, "SKIP_NONREF", skip)
+        decoded[0] = 0
+        for c in chunks:
+            encode_chunks([c], root)
+        out[bool(skip)] = ({c.chunk_id: resolve(root, c.output).read_bytes() for c in chunks}, decoded[0])
+    (skipped, n_skip), (full, n_full) = out[True], out[False]
+    assert skipped == full  # every chunk, byte for byte
+    preroll = sum(c.preroll for c in chunks)
+    assert n_full - n_skip >= preroll // 3, (n_full, n_skip, preroll)  # B-frames: most of them skipped
