@@ -419,6 +419,12 @@ task done -> the finish step's start. Node CPU = the worker nodes' own CPU secon
 coordination: messages, leases, state, events) from the chord sent to the job done, per task, and
 as a share of all this machine's cores: near 100% the slots queue for CPU, and the gaps grow
 with it (on a real cluster every node has its own). Redis ops/s = commands processed during the job / its wall.
+
+Redis calls per task, by command (the ten most frequent; INFO commandstats over the job):
+
+{md_table(["slots", "audio", "calls per task", "top commands"],
+          [[r["slots"], "yes" if r["audio"] else "no", f"{sum(r['redis_calls_per_task'].values()):.1f}",
+            ", ".join(f"{k} {v:.1f}" for k, v in list(r["redis_calls_per_task"].items())[:10])] for r in rows])}
 """
     data = {"figure": "rehearsal", "args": vars(args), "machine": mach, "calibration": {
         "fit": {k: cal["fit"][k] for k in ("a", "b")}, "audio_rate": cal["audio_rate"], "dispatch": cal["dispatch"]},
