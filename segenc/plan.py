@@ -12,7 +12,7 @@ import math
 from fractions import Fraction
 
 from . import layout
-from .codecs import check_source, chunk_format
+from .codecs import PREROLL_DECODED, PREROLL_SKIPS, check_source, chunk_format
 from .model import ChunkSpec, MediaInfo, Plan, Rendition, Segment, Task, makespan, parse_ladder, task_cost, task_id
 from .settings import Settings
 
@@ -48,6 +48,10 @@ AUTO_CHUNK_MAX = 10.0
 AUTO_CHUNK_MIN = 2.0
 AUTO_CHUNK_STEP = 0.5
 AUTO_CHUNK_TOLERANCE = 0.01
+# Exact cuts (Settings.keyframe_cuts False) are then placed in finer steps, where that shortens the
+# predicted schedule by more than AUTO_CHUNK_FINE_GAIN.
+AUTO_CHUNK_FINE = 0.1
+AUTO_CHUNK_FINE_GAIN = 0.002
 TASK_OVERHEAD = 1.3e7  # 0.13 s of a core: the first fit of `python -m benchmarks projection`
 # (later refits put it near 0); kept as a bias towards fewer chunks, each of which costs an IDR.
 # The video's cost units are output pixel-frames, but what a pixel costs x264 grows with the
@@ -161,28 +165,50 @@ def auto_chunking(info: MediaInfo, ladder, settings: Settings, workers: int | No
     # Lengths whose cuts land on the same frames plan the same job (a plan depends on its cuts
     # only): plan each layout once (10 min with 2 s keyframes: 6 layouts for 17 lengths).
     layouts: dict[tuple[int, ...], tuple[float, tuple[float, float]]] = {}
+
+    def layout(length: float, keyframes: bool) -> tuple[float, tuple[float, float]]:
+        cuts = tuple(cut_points(info, length, keyframes))
+        if cuts not in layouts:
+            p = plan(info, ladder, settings.with_(chunk_seconds=length, keyframe_cuts=keyframes), job_id="",
+                     workdir="", workers=workers, source=source)
+            # The overhead is a video task's (decoder and encoder start-up, an IDR): an audio
+            # task's own lead-in is in its cost, and a copy of the source's AAC takes ms.
+            layouts[cuts] = (size_penalty(info, p.segments, settings.gop),
+                             schedule_key([task_cost(g) + (overhead if g[0].kind == "video" else 0.0)
+                                           for g in p.groups()], workers))
+        return layouts[cuts]
+
     length = AUTO_CHUNK_MAX
     while length >= AUTO_CHUNK_MIN - 1e-9:
         for keyframes in rules:
-            cuts = tuple(cut_points(info, length, keyframes))
-            if cuts not in layouts:
-                p = plan(info, ladder, settings.with_(chunk_seconds=length, keyframe_cuts=keyframes), job_id="",
-                         workdir="", workers=workers, source=source)
-                # The overhead is a video task's (decoder and encoder start-up, an IDR): an audio
-                # task's own lead-in is in its cost, and a copy of the source's AAC takes ms.
-                layouts[cuts] = (size_penalty(info, p.segments, settings.gop),
-                                 schedule_key([task_cost(g) + (overhead if g[0].kind == "video" else 0.0)
-                                               for g in p.groups()], workers))
-            penalty, key = layouts[cuts]
+            penalty, key = layout(length, keyframes)
             if spans and penalty > SIZE_TARGET + 1e-12:
                 continue  # too many extra IDRs: the size budget sets the floor (one IDR in 10 s meets it)
             spans[(keyframes, length)] = key
         length = round(length - AUTO_CHUNK_STEP, 3)
-    near = dict(spans)
-    for level in range(2):  # the whole schedule, then the rest beside the longest task
-        best = min(k[level] for k in near.values())
-        near = {c: k for c, k in near.items() if k[level] <= best * (1 + AUTO_CHUNK_TOLERANCE)}
-    keyframes, length = max(near)
+    def choose(cands: dict[tuple[bool, float], tuple[float, ...]]) -> tuple[bool, float]:
+        near = dict(cands)
+        for level in range(2):  # the whole schedule, then the rest beside the longest task
+            best = min(k[level] for k in near.values())
+            near = {c: k for c, k in near.items() if k[level] <= best * (1 + AUTO_CHUNK_TOLERANCE)}
+        return max(near)  # the longest
+
+    picks = [choose(c) for c in ({k: v for k, v in spans.items() if k[0] is r} for r in (True, False)) if c]
+    keyframes, length = picks[0]
+    if len(picks) == 2 and spans[picks[1]][0] < spans[picks[0]][0] * (1 - AUTO_CHUNK_TOLERANCE):
+        keyframes, length = picks[1]  # exact cuts, by more than the tolerance
+    if not keyframes:
+        # Exact cuts can land on any frame: on a short job the coarse steps leave the pre-roll's
+        # segment longer than the others (a 10 s grainy clip balances at 5.1 s, not 5.0 s).
+        # The lengths around it in AUTO_CHUNK_FINE steps, for a schedule shorter still.
+        best_key = spans[(False, length)]
+        for i in range(1, round(AUTO_CHUNK_STEP / AUTO_CHUNK_FINE)):
+            for fine in (round(length - i * AUTO_CHUNK_FINE, 3), round(length + i * AUTO_CHUNK_FINE, 3)):
+                if not AUTO_CHUNK_MIN <= fine <= AUTO_CHUNK_MAX:
+                    continue
+                penalty, key = layout(fine, False)
+                if penalty <= SIZE_TARGET + 1e-12 and key[0] < best_key[0] * (1 - AUTO_CHUNK_FINE_GAIN):
+                    length, best_key = fine, key
     return length, keyframes
 
 
@@ -265,6 +291,8 @@ def plan(info: MediaInfo, ladder, settings: Settings, *, job_id: str, workdir: s
     for seg in segments:
         pts = info.frame_pts[seg.first_frame:seg.end_frame]
         decoded = seg.end_frame - seg.key_frame  # pre-roll frames are decoded but not encoded
+        if info.codec in PREROLL_SKIPS:  # ... only the ones later frames refer to
+            decoded -= (seg.first_frame - seg.key_frame) * (1 - PREROLL_DECODED)
         for r in rends:
             chunks.append(ChunkSpec(
                 job_id=job_id,

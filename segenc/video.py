@@ -32,11 +32,6 @@ from .storage import atomic_path, resolve
 MATCH_TOLERANCE = Fraction(3, 2000)
 # Decoded frames past a segment's end that its file may hold (B-frame reordering).
 REORDER_SLACK = 64
-# Decoders that, asked to (skip_frame NONREF), skip a frame no other frame predicts from. A chunk
-# that starts between keyframes decodes its pre-roll only for the frames it keeps: its
-# non-reference frames (most B-frames) are skipped, the kept frames decode bit for bit the same.
-# On a grainy 720p clip a 30-frame pre-roll decoded 15 frames and cost 0.4 s less CPU.
-SKIP_NONREF = ("h264", "hevc")
 ROTATE = {90: ["transpose=clock"], 180: ["hflip", "vflip"], 270: ["transpose=cclock"]}
 
 
@@ -72,7 +67,7 @@ def encode_video_chunks(specs: list[ChunkSpec], root: str | os.PathLike,
                 stack.callback(o.container.close)
             ist = ic.streams.video[0]
             ist.codec_context.thread_count = 1
-            skips = lead.preroll > 0 and ist.codec_context.name in SKIP_NONREF
+            skips = lead.preroll > 0 and ist.codec_context.name in codecs.PREROLL_SKIPS  # see there
             seg_tb = ist.time_base
             offset = None
             for pkt in _packets(ic, ist, lead):

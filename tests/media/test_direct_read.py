@@ -126,7 +126,7 @@ def test_a_preroll_skips_the_frames_nothing_refers_to_and_changes_no_output_byte
                                                                                  name, direct):
     """A chunk cut between keyframes decodes from the keyframe before; its non-reference frames
     there (B-frames) are skipped by the decoder, and the chunk comes out byte for byte the same."""
-    from segenc import video
+    from segenc import codecs, video
 
     decoded = [0]
     real = video._decode
@@ -145,8 +145,8 @@ def test_a_preroll_skips_the_frames_nothing_refers_to_and_changes_no_output_byte
     chunks = [c for c in plan.chunks if c.preroll > 0]
     assert len(chunks) >= 2
     out = {}
-    for skip in (video.SKIP_NONREF, ()):
-        monkeypatch.setattr(video, "SKIP_NONREF", skip)
+    for skip in (codecs.PREROLL_SKIPS, ()):
+        monkeypatch.setattr(codecs, "PREROLL_SKIPS", skip)
         decoded[0] = 0
         for c in chunks:
             encode_chunks([c], root)
