@@ -148,14 +148,15 @@ def auto_chunking(info: MediaInfo, ladder, settings: Settings, workers: int | No
     """The chunk length and cut rule (``Settings.keyframe_cuts``) for ``workers`` parallel
     single-core workers (unknown or one: the longest length, cut at keyframes).
 
-    The fastest predicted schedule wins, among lengths from AUTO_CHUNK_MAX down to AUTO_CHUNK_MIN
-    whose cuts keep the size within SIZE_TARGET (size_penalty: a floor set by the GOP); among those
-    within AUTO_CHUNK_TOLERANCE of it, the one whose video tasks alone finish first (when the
-    single audio task is the longest thing in the job every length ties on the whole schedule,
-    and the video should still keep every other worker busy), then cuts at keyframes over exact
-    ones (``keyframe_cuts`` None: both are tried; exact cuts, decoding from the keyframe before,
-    win only by more than the tolerance), then the longest (fewest IDRs). ``source``: as for
-    ``plan`` (tasks that read the source copy its AAC: the audio then fills no gap)."""
+    For each cut rule, the fastest predicted schedule wins, among lengths from AUTO_CHUNK_MAX down
+    to AUTO_CHUNK_MIN whose cuts keep the size within SIZE_TARGET (size_penalty: a floor set by the
+    GOP); among those within AUTO_CHUNK_TOLERANCE of it, the one whose video tasks alone finish
+    first (when the single audio task is the longest thing in the job every length ties on the
+    whole schedule, and the video should still keep every other worker busy), then the longest
+    (fewest IDRs). With ``keyframe_cuts`` None both rules are tried, and exact cuts (decoding from
+    the keyframe before) win only when their schedule is shorter by more than the tolerance; their
+    length is then refined in AUTO_CHUNK_FINE steps. ``source``: as for ``plan`` (tasks that read
+    the source copy its AAC: the audio then fills no gap)."""
     snap = settings.keyframe_cuts is not False
     if not workers or workers < 2 or info.duration >= AUTO_CHUNK_MAX * workers * AUTO_CHUNK_ROUNDS:
         return AUTO_CHUNK_MAX, snap
@@ -186,6 +187,7 @@ def auto_chunking(info: MediaInfo, ladder, settings: Settings, workers: int | No
                 continue  # too many extra IDRs: the size budget sets the floor (one IDR in 10 s meets it)
             spans[(keyframes, length)] = key
         length = round(length - AUTO_CHUNK_STEP, 3)
+
     def choose(cands: dict[tuple[bool, float], tuple[float, ...]]) -> tuple[bool, float]:
         near = dict(cands)
         for level in range(2):  # the whole schedule, then the rest beside the longest task
@@ -201,9 +203,9 @@ def auto_chunking(info: MediaInfo, ladder, settings: Settings, workers: int | No
         # Exact cuts can land on any frame: on a short job the coarse steps leave the pre-roll's
         # segment longer than the others (a 10 s grainy clip balances at 5.1 s, not 5.0 s).
         # The lengths around it in AUTO_CHUNK_FINE steps, for a schedule shorter still.
-        best_key = spans[(False, length)]
+        center, best_key = length, spans[(False, length)]
         for i in range(1, round(AUTO_CHUNK_STEP / AUTO_CHUNK_FINE)):
-            for fine in (round(length - i * AUTO_CHUNK_FINE, 3), round(length + i * AUTO_CHUNK_FINE, 3)):
+            for fine in (round(center - i * AUTO_CHUNK_FINE, 3), round(center + i * AUTO_CHUNK_FINE, 3)):
                 if not AUTO_CHUNK_MIN <= fine <= AUTO_CHUNK_MAX:
                     continue
                 penalty, key = layout(fine, False)
