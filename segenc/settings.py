@@ -53,8 +53,8 @@ class Settings:
     # with none that near, between keyframes, as in a long GOP). False: at exactly every
     # chunk_seconds, between keyframes where need be (the task decodes from the keyframe before).
     # None: decided with the automatic chunk length (keyframes, unless exact cuts balance the
-    # workers better: a 10 s clip with a keyframe every 2 s on 2 cores is two 5 s halves, not
-    # 6 s + 4 s); with a chunk_seconds given, None is True.
+    # workers better: a 10 s clip with a keyframe every 2 s on 2 cores is cut near 5 s, not at
+    # 6 s); with a chunk_seconds given, None is True.
     keyframe_cuts: bool | None = None
 
     def __post_init__(self) -> None:
